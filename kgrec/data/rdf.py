@@ -1,0 +1,199 @@
+"""Knowledge in RDF: Turtle, RDF/XML, N-Triples and JSON-LD through rdflib,
+plus a streaming N-Triples parser for files of millions of triples.
+
+IRIs (and blank nodes) become entity ids; literals never become entities:
+label-like literals (``rdfs:label``, ``skos:prefLabel``, ``schema:name``,
+``foaf:name``, ``dc:title``) become the node's label, every other literal is
+kept as a node attribute row.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from kgrec.data.table import open_checked
+from kgrec.errors import InputError
+
+OWL_SAME_AS = "http://www.w3.org/2002/07/owl#sameAs"
+LABEL_PREDICATES = frozenset({
+    "http://www.w3.org/2000/01/rdf-schema#label",
+    "http://www.w3.org/2004/02/skos/core#prefLabel",
+    "http://schema.org/name",
+    "https://schema.org/name",
+    "http://xmlns.com/foaf/0.1/name",
+    "http://purl.org/dc/elements/1.1/title",
+    "http://purl.org/dc/terms/title",
+})
+#: file suffix -> rdflib format name
+RDF_FORMATS = {".ttl": "turtle", ".turtle": "turtle", ".nt": "nt", ".ntriples": "nt", ".rdf": "xml",
+               ".xml": "xml", ".owl": "xml", ".jsonld": "json-ld", ".json": "json-ld", ".n3": "n3"}
+_FORMAT_ALIASES = {"turtle": "turtle", "ttl": "turtle", "nt": "nt", "ntriples": "nt", "n-triples": "nt",
+                   "xml": "xml", "rdfxml": "xml", "rdf/xml": "xml", "json-ld": "json-ld", "jsonld": "json-ld", "n3": "n3"}
+
+
+@dataclass
+class RdfKnowledge:
+    """What an RDF file contributes to the graph.
+
+    ``triples``: ``head, relation, tail`` (IRIs, or ``_:label`` blank nodes);
+    ``literals``: ``node, predicate, value, datatype, lang``;
+    ``same_as``: ``a, b`` pairs from ``owl:sameAs``, to be merged.
+    """
+
+    triples: pd.DataFrame
+    literals: pd.DataFrame
+    same_as: pd.DataFrame
+
+
+# --- streaming N-Triples -----------------------------------------------------
+_IRI = r"<([^>]*)>"
+_BNODE = r"_:([A-Za-z0-9_](?:[A-Za-z0-9_.\-]*[A-Za-z0-9_\-])?)"
+_LIT = r'"((?:[^"\\\n\r]|\\.)*)"(?:@([A-Za-z]+(?:-[A-Za-z0-9]+)*)|\^\^<([^>]*)>)?'
+_LINE = re.compile(
+    rf"^[ \t]*(?:{_IRI}|{_BNODE})[ \t]*{_IRI}[ \t]*(?:{_IRI}|{_BNODE}|{_LIT})[ \t]*\.[ \t]*(?:#.*)?$"
+)
+_ESC = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|U([0-9A-Fa-f]{8})|(.))")
+_SIMPLE = {"t": "\t", "b": "\b", "n": "\n", "r": "\r", "f": "\f", '"': '"', "'": "'", "\\": "\\"}
+
+
+def _unescape(s: str, path: Path, line: int) -> str:
+    if "\\" not in s:
+        return s
+
+    def sub(m: re.Match) -> str:
+        if m.group(1) or m.group(2):
+            return chr(int(m.group(1) or m.group(2), 16))
+        c = m.group(3)
+        if c not in _SIMPLE:
+            raise InputError(path, f"invalid escape '\\{c}' in N-Triples", line)
+        return _SIMPLE[c]
+
+    return _ESC.sub(sub, s)
+
+
+def iter_ntriples(path: str | Path, progress: bool = False) -> Iterator[tuple]:
+    """Stream an N-Triples file, one parsed triple at a time, in constant memory.
+
+    Yields ``(subject, predicate, object, kind, datatype, lang)`` where ``kind``
+    is ``"iri"``, ``"bnode"`` or ``"literal"``; blank nodes come as ``_:label``.
+
+    Raises:
+        InputError: the first line that is not a valid N-Triples statement.
+    """
+    path = Path(path)
+    f = open_checked(path)
+    bar = tqdm(total=os.path.getsize(path), unit="B", unit_scale=True, desc=f"parse {path.name}",
+               disable=not progress, leave=False)
+    match = _LINE.match
+    try:
+        with f:
+            for n, line in enumerate(f, 1):
+                if progress:
+                    bar.update(len(line.encode("utf-8")))
+                m = match(line.rstrip("\r\n"))
+                if m is None:
+                    stripped = line.strip()
+                    if not stripped or stripped.startswith("#"):
+                        continue
+                    raise InputError(path, "expected an N-Triples statement '<s> <p> <o> .'", n)
+                s_iri, s_b, p, o_iri, o_b, lit, lang, dt = m.groups()
+                s = _unescape(s_iri, path, n) if s_iri is not None else "_:" + s_b
+                p = _unescape(p, path, n)
+                if o_iri is not None:
+                    yield s, p, _unescape(o_iri, path, n), "iri", None, None
+                elif o_b is not None:
+                    yield s, p, "_:" + o_b, "bnode", None, None
+                else:
+                    yield s, p, _unescape(lit, path, n), "literal", dt, lang
+    except UnicodeDecodeError as e:
+        raise InputError(path, f"not valid UTF-8 ({e.reason})") from None
+    finally:
+        bar.close()
+
+
+def _rdflib_triples(path: Path, fmt: str) -> Iterator[tuple]:
+    import rdflib
+
+    g = rdflib.Graph()
+    try:
+        g.parse(str(path), format=fmt)
+    except InputError:
+        raise
+    except Exception as e:  # rdflib's parsers raise many exception types
+        msg = " ".join(str(e).split())
+        m = re.search(r"line (\d+)", msg)
+        raise InputError(path, f"invalid {fmt} RDF: {msg[:300]}", int(m.group(1)) if m else None) from None
+
+    def term(t) -> tuple[str, str]:
+        if isinstance(t, rdflib.BNode):
+            return "_:" + str(t), "bnode"
+        if isinstance(t, rdflib.Literal):
+            return str(t), "literal"
+        return str(t), "iri"
+
+    # Sorted so that the graph built from the file does not depend on rdflib's set order.
+    rows = []
+    for s, p, o in g:
+        sv, _ = term(s)
+        ov, kind = term(o)
+        dt = str(o.datatype) if kind == "literal" and o.datatype is not None else None
+        lang = o.language if kind == "literal" else None
+        rows.append((sv, str(p), ov, kind, dt, lang))
+    rows.sort(key=lambda r: tuple("" if x is None else x for x in r))
+    yield from rows
+
+
+def rdf_format(path: str | Path, fmt: str | None = None) -> str:
+    """The rdflib format name for ``fmt`` (an alias) or, if ``None``, the file suffix."""
+    if fmt is not None:
+        if fmt.lower() not in _FORMAT_ALIASES:
+            raise InputError(path, f"unknown RDF format {fmt!r} (expected one of {', '.join(sorted(set(_FORMAT_ALIASES)))})")
+        return _FORMAT_ALIASES[fmt.lower()]
+    suffix = Path(path).suffix.lower()
+    if suffix not in RDF_FORMATS:
+        raise InputError(path, f"cannot tell the RDF format from suffix {suffix!r}; set format = \"turtle\" | \"nt\" | \"xml\" | \"json-ld\"")
+    return RDF_FORMATS[suffix]
+
+
+def read_rdf(path: str | Path, fmt: str | None = None, *, streaming: bool | None = None,
+             progress: bool = False) -> RdfKnowledge:
+    """Read an RDF file into entity triples, literal attributes and sameAs pairs.
+
+    N-Triples go through the streaming parser unless ``streaming=False``;
+    other syntaxes through rdflib. Blank nodes are prefixed with the file's
+    stem (``_:stem:label``) so that two files' blank nodes never collide.
+
+    Raises:
+        InputError: missing file, unknown format, or a syntax error (with its line).
+    """
+    path = Path(path)
+    fmt = rdf_format(path, fmt)
+    if not path.exists():
+        raise InputError(path, f"file not found ({path})")
+    stream = fmt == "nt" if streaming is None else (streaming and fmt == "nt")
+    it = iter_ntriples(path, progress=progress) if stream else _rdflib_triples(path, fmt)
+    triples, literals, same = [], [], []
+    bprefix = f"_:{path.stem}:"
+    for s, p, o, kind, dt, lang in it:
+        if s.startswith("_:"):
+            s = bprefix + s[2:]
+        if kind == "literal":
+            literals.append((s, p, o, dt, lang))
+            continue
+        if kind == "bnode":
+            o = bprefix + o[2:]
+        if p == OWL_SAME_AS:
+            same.append((s, o))
+        else:
+            triples.append((s, p, o))
+    return RdfKnowledge(
+        triples=pd.DataFrame(triples, columns=["head", "relation", "tail"], dtype=object),
+        literals=pd.DataFrame(literals, columns=["node", "predicate", "value", "datatype", "lang"], dtype=object),
+        same_as=pd.DataFrame(same, columns=["a", "b"], dtype=object),
+    )

@@ -1,0 +1,109 @@
+"""The graph artifact: one directory holding everything a model needs.
+
+Layout::
+
+    DIR/graph.pt            message-passing graph as plain tensors (loads with weights_only=True)
+    DIR/nodes/{type}.parquet   index -> original id / IRI, domain, label (and item text)
+    DIR/interactions.parquet   every kept interaction: domain, user, item, split
+    DIR/relations.parquet      relation name -> original predicate, kind, edge count
+    DIR/literals.parquet       RDF literals kept as node attributes
+    DIR/manifest.json          spec, input checksums, counts, what was dropped and why, versions
+
+Only ``train`` interactions are message-passing edges of ``graph.pt``; valid
+and test interactions live in ``interactions.parquet`` alone.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch_geometric.data import HeteroData
+
+from kgrec.atomic import atomic_directory
+from kgrec.errors import ArtifactError
+
+FORMAT_VERSION = 1
+NODE_TYPES = ("user", "item", "entity")
+SOURCE, TARGET = "source", "target"
+#: interaction relations, by domain role
+INTERACTS = {SOURCE: ("user", "interacts_source", "item"), TARGET: ("user", "interacts_target", "item")}
+
+
+def edge_key(edge_type: tuple[str, str, str]) -> str:
+    return "|".join(edge_type)
+
+
+def reverse_relation(rel: str) -> str:
+    return rel[4:] if rel.startswith("rev_") else f"rev_{rel}"
+
+
+@dataclass
+class GraphArtifact:
+    """A built graph: the message-passing ``HeteroData`` plus tables and manifest."""
+
+    data: HeteroData
+    nodes: dict[str, pd.DataFrame]
+    interactions: pd.DataFrame
+    relations: pd.DataFrame
+    literals: pd.DataFrame
+    manifest: dict = field(default_factory=dict)
+
+    def split(self, name: str, domain: str = TARGET) -> torch.Tensor:
+        """``[2, E]`` (user, item) indices of one split of one domain."""
+        rows = self.interactions[(self.interactions["domain"] == domain) & (self.interactions["split"] == name)]
+        return torch.as_tensor(rows[["user", "item"]].to_numpy().T.copy(), dtype=torch.long).reshape(2, -1)
+
+    def items_of(self, domain: str = TARGET) -> torch.Tensor:
+        """Global indices of the items of one domain (``source`` or ``target``)."""
+        t = self.nodes["item"]
+        return torch.as_tensor(t.index[t["domain"] == domain].to_numpy(), dtype=torch.long)
+
+    def save(self, out: str | Path, overwrite: bool = True) -> Path:
+        """Write the artifact directory atomically (a temporary sibling renamed into place)."""
+        with atomic_directory(out, overwrite=overwrite) as tmp:
+            payload = {
+                "format": FORMAT_VERSION,
+                "num_nodes": {t: int(self.data[t].num_nodes) for t in self.data.node_types},
+                "node_attrs": {t: {k: v for k, v in self.data[t].items() if torch.is_tensor(v)}
+                               for t in self.data.node_types},
+                "edge_index": {edge_key(et): self.data[et].edge_index for et in self.data.edge_types},
+            }
+            torch.save(payload, tmp / "graph.pt")
+            (tmp / "nodes").mkdir()
+            for t, frame in self.nodes.items():
+                frame.to_parquet(tmp / "nodes" / f"{t}.parquet", index=False)
+            self.interactions.to_parquet(tmp / "interactions.parquet", index=False)
+            self.relations.to_parquet(tmp / "relations.parquet", index=False)
+            self.literals.to_parquet(tmp / "literals.parquet", index=False)
+            (tmp / "manifest.json").write_text(json.dumps(self.manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        return Path(out)
+
+
+def load_graph(path: str | Path) -> GraphArtifact:
+    """Load an artifact directory written by ``kgrec build``.
+
+    Raises:
+        ArtifactError: the directory is missing a file or has another format version.
+    """
+    path = Path(path)
+    for name in ("graph.pt", "manifest.json", "interactions.parquet"):
+        if not (path / name).exists():
+            raise ArtifactError(f"{path} is not a kgrec graph artifact (missing {name}); build one with `kgrec build SPEC --out DIR`")
+    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    if manifest.get("format") != FORMAT_VERSION:
+        raise ArtifactError(f"{path}: artifact format {manifest.get('format')} is not {FORMAT_VERSION}; rebuild it")
+    payload = torch.load(path / "graph.pt", weights_only=True)
+    data = HeteroData()
+    for t, n in payload["num_nodes"].items():
+        data[t].num_nodes = n
+        for k, v in payload["node_attrs"].get(t, {}).items():
+            data[t][k] = v
+    for key, ei in payload["edge_index"].items():
+        data[tuple(key.split("|"))].edge_index = ei
+    nodes = {p.stem: pd.read_parquet(p) for p in sorted((path / "nodes").glob("*.parquet"))}
+    return GraphArtifact(data=data, nodes=nodes, interactions=pd.read_parquet(path / "interactions.parquet"),
+                         relations=pd.read_parquet(path / "relations.parquet"),
+                         literals=pd.read_parquet(path / "literals.parquet"), manifest=manifest)

@@ -1,0 +1,61 @@
+"""Summaries of a graph artifact: what ``kgrec info`` prints."""
+from __future__ import annotations
+
+from kgrec.graph.artifact import SOURCE, TARGET, GraphArtifact
+
+
+def graph_info(g: GraphArtifact) -> dict:
+    """Counts per node and edge type and domain, overlap, split sizes and density."""
+    m = g.manifest
+    domains = m.get("domains", {})
+    nodes = {}
+    for t, frame in g.nodes.items():
+        nodes[t] = {"total": int(len(frame)), **{str(k): int(v) for k, v in frame["domain"].value_counts().sort_index().items()}}
+    edges = {"|".join(et): int(g.data[et].edge_index.shape[1]) for et in sorted(g.data.edge_types)}
+    inter = g.interactions
+    splits, density = {}, {}
+    for role, name in domains.items():
+        part = inter[inter["domain"] == role]
+        splits[role] = {s: int((part["split"] == s).sum()) for s in ("train", "valid", "test")}
+        n_users = int(part["user"].nunique())
+        n_items = int((g.nodes["item"]["domain"] == role).sum())
+        train = splits[role]["train"]
+        density[role] = {"users": n_users, "items": n_items, "train_interactions": train,
+                         "density": round(train / (n_users * n_items), 8) if n_users and n_items else 0.0}
+    users = g.nodes["user"]
+    entities = g.nodes.get("entity")
+    return {
+        "name": m.get("name"),
+        "domains": domains,
+        "nodes": nodes,
+        "edges": edges,
+        "relations": int(len(g.relations)),
+        "users_in_both_domains": int((users["domain"] == "both").sum()),
+        "cold_start_users": int(users["cold_start"].sum()),
+        "shared_entities": int((entities["domain"] == "both").sum()) if entities is not None else 0,
+        "splits": splits,
+        "density": density,
+        "literals": int(len(g.literals)),
+    }
+
+
+def format_info(info: dict) -> str:
+    """Human-readable text of :func:`graph_info`."""
+    d = info["domains"]
+    lines = [f"graph {info['name']}: " + " -> ".join(f"{d[r]} ({r})" for r in (SOURCE, TARGET) if r in d), "", "nodes"]
+    for t, c in info["nodes"].items():
+        per = ", ".join(f"{k} {v:,}" for k, v in c.items() if k != "total")
+        lines.append(f"  {t:<8}{c['total']:>12,}   {per}")
+    lines += ["", "edges"]
+    width = max((len(k) for k in info["edges"]), default=10)
+    for k, v in info["edges"].items():
+        lines.append(f"  {k:<{width}}{v:>12,}")
+    lines += ["", f"users in both domains  {info['users_in_both_domains']:,}",
+              f"cold-start users       {info['cold_start_users']:,}",
+              f"shared entities        {info['shared_entities']:,}",
+              f"relations              {info['relations']:,}", "", "splits (interactions)"]
+    for role, s in info["splits"].items():
+        dens = info["density"][role]
+        lines.append(f"  {d[role]:<12} train {s['train']:>9,}  valid {s['valid']:>7,}  test {s['test']:>7,}"
+                     f"   users {dens['users']:,}  items {dens['items']:,}  density {dens['density']:.6f}")
+    return "\n".join(lines)

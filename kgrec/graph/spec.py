@@ -1,0 +1,374 @@
+"""Graph specs: the TOML file that says how two domains become one graph.
+
+A spec is parsed into frozen dataclasses. Every key is checked: a misspelt
+key, a wrong type or an out-of-range value raises :class:`SpecError` naming
+the file and the dotted key. See ``graphs/README.md`` for the reference.
+"""
+from __future__ import annotations
+
+import difflib
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kgrec.errors import SpecError
+
+INTERACTION_FORMATS = ("auto", "csv", "tsv", "parquet", "atomic", "disencdr", "cdrib", "split_dir", "kgat", "art_office")
+KNOWLEDGE_FORMATS = ("auto", "triples", "atomic", "kgat", "turtle", "nt", "xml", "json-ld", "n3")
+SPLIT_METHODS = ("none", "given", "ratio", "loo", "temporal")
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """A path, relative to a registered dataset's folder or else to the spec file."""
+
+    path: str
+    dataset: str | None = None
+
+
+@dataclass(frozen=True)
+class ItemsSpec:
+    """An item table: ids, a title, text columns, and the key used to match titles."""
+
+    file: FileRef
+    format: str = "auto"  # auto | atomic | csv | tsv | art_office
+    id: str = "item_id"
+    title: str | None = None
+    text: tuple[str, ...] = ()
+    title_key: str | None = None  # e.g. "{movie_title} ({release_year})"; default: the item id
+
+
+@dataclass(frozen=True)
+class CarveSpec:
+    """Carve a domain out of a dataset by a (multi-valued) item attribute."""
+
+    attribute: str
+    values: tuple[str, ...]
+    sep: str = " "
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """How a domain's interactions become train / valid / test."""
+
+    method: str = "none"
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    valid_from_train: str = "none"  # for method="given" without a valid file: none | loo | ratio
+    valid_ratio: float = 0.1
+    min_train: int = 1
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    """One domain: its interactions, their format and filters, items and split."""
+
+    name: str
+    file: FileRef
+    format: str = "auto"
+    sep: str | None = "infer"
+    header: bool = True
+    columns: tuple[tuple[str, Any], ...] = ()
+    threshold: float | None = None
+    k_core: int = 0
+    subset: str | None = None  # art_office: "art" | "office"
+    items: ItemsSpec | None = None
+    carve: CarveSpec | None = None
+    split: SplitSpec = field(default_factory=SplitSpec)
+
+
+@dataclass(frozen=True)
+class KnowledgeSpec:
+    """A knowledge source: RDF or a triple file."""
+
+    file: FileRef
+    format: str = "auto"
+    sep: str | None = "infer"
+    header: bool | None = None
+    columns: tuple[tuple[str, Any], ...] = ()
+    entity_prefix: str = ""
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """How one domain's items meet KG entities.
+
+    ``by``: ``id`` (a link file item -> entity), ``title`` (a link file keyed by
+    another item table, matched on title keys), ``iri`` (the item's IRI from
+    ``template`` is an entity), ``identity`` (item id == entity id).
+    """
+
+    domain: str
+    by: str = "id"
+    file: FileRef | None = None
+    sep: str | None = "infer"
+    header: bool | None = None
+    titles: ItemsSpec | None = None
+    template: str = "{id}"
+    entity_prefix: str = ""
+
+
+@dataclass(frozen=True)
+class AttributeSpec:
+    """Entities made from an item-table column (genres, brands, categories)."""
+
+    domain: str  # source | target | both
+    column: str
+    relation: str = "has_attribute"
+    parser: str = "values"  # values | category_brand
+    sep: str | None = " "
+    prefix: str = ""
+
+
+@dataclass(frozen=True)
+class AlignSpec:
+    """How the two domains meet."""
+
+    users: str = "id"  # id | none | mapping
+    user_id_below: int | None = None
+    user_mapping: FileRef | None = None
+    item_overlap: str = "source"  # carved domains: source | target | drop
+
+
+@dataclass(frozen=True)
+class ColdStartSpec:
+    """Hold out all target interactions of a share of the overlapping users."""
+
+    share: float = 0.0
+    valid_share: float = 0.5
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """A whole graph spec; ``root`` is the folder relative paths resolve against."""
+
+    name: str
+    source: DomainSpec | None
+    target: DomainSpec
+    knowledge: tuple[KnowledgeSpec, ...] = ()
+    links: tuple[LinkSpec, ...] = ()
+    attributes: tuple[AttributeSpec, ...] = ()
+    align: AlignSpec = field(default_factory=AlignSpec)
+    cold_start: ColdStartSpec = field(default_factory=ColdStartSpec)
+    seed: int = 0
+    description: str = ""
+    dataset: str | None = None
+    root: str = "."
+    path: str = "<spec>"
+
+    def to_dict(self) -> dict:
+        """The resolved spec as plain data (written into the manifest)."""
+        d = asdict(self)
+        d.pop("root")
+        d.pop("path")
+        return d
+
+
+class _Table:
+    """A TOML table being consumed key by key, so leftovers can be reported."""
+
+    def __init__(self, path: str, prefix: str, data: Any):
+        self.path, self.prefix = path, prefix
+        if not isinstance(data, dict):
+            raise SpecError(path, prefix or "<root>", f"expected a table, got {type(data).__name__}")
+        self.data = dict(data)
+        self.seen: set[str] = set()
+
+    def key(self, k: str) -> str:
+        return f"{self.prefix}.{k}" if self.prefix else k
+
+    def err(self, k: str, msg: str) -> SpecError:
+        return SpecError(self.path, self.key(k), msg)
+
+    def get(self, k: str, typ: type | tuple, default: Any = ..., choices: tuple | None = None,
+            lo: float | None = None, hi: float | None = None) -> Any:
+        self.seen.add(k)
+        if k not in self.data:
+            if default is ...:
+                raise self.err(k, "is required")
+            return default
+        v = self.data[k]
+        types = typ if isinstance(typ, tuple) else (typ,)
+        if float in types and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
+            names = " or ".join(t.__name__ for t in types)
+            raise self.err(k, f"expected {names}, got {v!r}")
+        if choices is not None and v not in choices:
+            raise self.err(k, f"expected one of {', '.join(map(str, choices))}, got {v!r}")
+        if lo is not None and v < lo:
+            raise self.err(k, f"must be >= {lo}, got {v}")
+        if hi is not None and v > hi:
+            raise self.err(k, f"must be <= {hi}, got {v}")
+        return v
+
+    def sub(self, k: str) -> "_Table | None":
+        self.seen.add(k)
+        return _Table(self.path, self.key(k), self.data[k]) if k in self.data else None
+
+    def subs(self, k: str) -> list["_Table"]:
+        self.seen.add(k)
+        items = self.data.get(k, [])
+        if not isinstance(items, list):
+            raise self.err(k, "expected an array of tables ([[...]])")
+        return [_Table(self.path, f"{self.key(k)}[{i}]", t) for i, t in enumerate(items)]
+
+    def done(self) -> None:
+        for k in self.data:
+            if k not in self.seen:
+                close = difflib.get_close_matches(k, sorted(self.seen), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(sorted(self.seen))})"
+                raise self.err(k, f"unknown key{hint}")
+
+
+def _file(t: _Table, default_dataset: str | None, key: str = "path") -> FileRef:
+    return FileRef(path=t.get(key, str), dataset=t.get("dataset", str, default_dataset))
+
+
+def _columns(t: _Table) -> tuple[tuple[str, Any], ...]:
+    cols = t.get("columns", dict, {})
+    for role, v in cols.items():
+        if not isinstance(v, (str, int)) or isinstance(v, bool):
+            raise t.err(f"columns.{role}", f"expected a column name or 0-based position, got {v!r}")
+    return tuple(sorted(cols.items()))
+
+
+def _sep(t: _Table) -> str | None:
+    v = t.get("sep", str, "infer")
+    return None if v == "whitespace" else {"\\t": "\t", "tab": "\t"}.get(v, v)
+
+
+def _items(t: _Table, ds: str | None) -> ItemsSpec:
+    spec = ItemsSpec(file=_file(t, ds), format=t.get("format", str, "auto", ("auto", "atomic", "csv", "tsv", "art_office")),
+                     id=t.get("id", str, "item_id"), title=t.get("title", str, None),
+                     text=tuple(t.get("text", list, [])), title_key=t.get("title_key", str, None))
+    t.done()
+    return spec
+
+
+def _split(t: _Table | None, default: str) -> SplitSpec:
+    if t is None:
+        return SplitSpec(method=default)
+    ratios = t.get("ratios", list, [0.8, 0.1, 0.1])
+    if len(ratios) != 3 or any(not isinstance(r, (int, float)) or r < 0 for r in ratios) or abs(sum(ratios) - 1) > 1e-6:
+        raise t.err("ratios", f"expected three non-negative numbers summing to 1, got {ratios!r}")
+    s = SplitSpec(method=t.get("method", str, default, SPLIT_METHODS), ratios=tuple(float(r) for r in ratios),
+                  valid_from_train=t.get("valid_from_train", str, "none", ("none", "loo", "ratio")),
+                  valid_ratio=t.get("valid_ratio", float, 0.1, lo=0.0, hi=0.9),
+                  min_train=t.get("min_train", int, 1, lo=0))
+    t.done()
+    return s
+
+
+def _domain(t: _Table, ds: str | None, role: str) -> DomainSpec:
+    ds = t.get("dataset", str, ds)
+    items = t.sub("items")
+    carve = t.sub("carve")
+    carve_spec = None
+    if carve is not None:
+        carve_spec = CarveSpec(attribute=carve.get("attribute", str), values=tuple(carve.get("values", list)),
+                               sep=carve.get("sep", str, " "))
+        carve.done()
+    header = t.get("header", bool, True)
+    d = DomainSpec(
+        name=t.get("name", str, role), file=FileRef(t.get("path", str), ds),
+        format=t.get("format", str, "auto", INTERACTION_FORMATS), sep=_sep(t), header=header,
+        columns=_columns(t), threshold=t.get("threshold", float, None), k_core=t.get("k_core", int, 0, lo=0),
+        subset=t.get("subset", str, None, ("art", "office")),
+        items=_items(items, ds) if items is not None else None, carve=carve_spec,
+        split=_split(t.sub("split"), "ratio" if role == "target" else "none"))
+    t.done()
+    return d
+
+
+def parse_spec(data: dict, path: str = "<spec>", root: str | Path = ".") -> GraphSpec:
+    """Validate a spec already parsed from TOML. Raises :class:`SpecError`."""
+    t = _Table(path, "", data)
+    ds = t.get("dataset", str, None)
+    src = t.sub("source")
+    tgt = t.sub("target")
+    if tgt is None:
+        raise SpecError(path, "target", "is required (the domain to recommend in)")
+    source = _domain(src, ds, "source") if src is not None else None
+    target = _domain(tgt, ds, "target")
+    if source is not None and source.name == target.name:
+        raise SpecError(path, "target.name", f"must differ from source.name ({source.name!r})")
+
+    knowledge = []
+    for k in t.subs("knowledge"):
+        knowledge.append(KnowledgeSpec(file=_file(k, ds), format=k.get("format", str, "auto", KNOWLEDGE_FORMATS),
+                                       sep=_sep(k), header=k.get("header", bool, None), columns=_columns(k),
+                                       entity_prefix=k.get("entity_prefix", str, "")))
+        k.done()
+    domains = ("source", "target", "both")
+    links = []
+    for k in t.subs("links"):
+        by = k.get("by", str, "id", ("id", "title", "iri", "identity"))
+        f = _file(k, ds) if "path" in k.data else None
+        if by in ("id", "title") and f is None:
+            raise k.err("path", f"is required when by = \"{by}\"")
+        titles = k.sub("titles")
+        if by == "title" and titles is None:
+            raise k.err("titles", "is required when by = \"title\" (the item table of the link file's items)")
+        links.append(LinkSpec(domain=k.get("domain", str, "both", domains), by=by, file=f, sep=_sep(k),
+                              header=k.get("header", bool, None),
+                              titles=_items(titles, ds) if titles is not None else None,
+                              template=k.get("template", str, "{id}"), entity_prefix=k.get("entity_prefix", str, "")))
+        k.done()
+    attributes = []
+    for k in t.subs("attributes"):
+        sep = k.get("sep", str, " ")
+        attributes.append(AttributeSpec(domain=k.get("domain", str, "both", domains), column=k.get("column", str),
+                                        relation=k.get("relation", str, "has_attribute"),
+                                        parser=k.get("parser", str, "values", ("values", "category_brand")),
+                                        sep=None if sep == "" else sep, prefix=k.get("prefix", str, "")))
+        k.done()
+    a = t.sub("align")
+    align = AlignSpec()
+    if a is not None:
+        um = a.get("user_mapping", str, None)
+        align = AlignSpec(users=a.get("users", str, "id", ("id", "none", "mapping")),
+                          user_id_below=a.get("user_id_below", int, None, lo=0),
+                          user_mapping=FileRef(um, a.get("dataset", str, ds)) if um else None,
+                          item_overlap=a.get("item_overlap", str, "source", ("source", "target", "drop")))
+        if align.users == "mapping" and align.user_mapping is None:
+            raise a.err("user_mapping", "is required when users = \"mapping\"")
+        a.done()
+    c = t.sub("cold_start")
+    cold = ColdStartSpec()
+    if c is not None:
+        cold = ColdStartSpec(share=c.get("share", float, 0.0, lo=0.0, hi=1.0),
+                             valid_share=c.get("valid_share", float, 0.5, lo=0.0, hi=1.0))
+        c.done()
+    spec = GraphSpec(name=t.get("name", str), description=t.get("description", str, ""),
+                     seed=t.get("seed", int, 0, lo=0), dataset=ds, source=source, target=target,
+                     knowledge=tuple(knowledge), links=tuple(links), attributes=tuple(attributes),
+                     align=align, cold_start=cold, root=str(root), path=str(path))
+    t.done()
+    for i, ln in enumerate(spec.links):
+        if ln.domain in ("source", "both") and source is None and ln.domain == "source":
+            raise SpecError(path, f"links[{i}].domain", "names the source domain, but the spec has none")
+    return spec
+
+
+def load_spec(path: str | Path) -> GraphSpec:
+    """Read and validate a TOML graph spec.
+
+    Raises:
+        SpecError: the file is missing, is not valid TOML, or has a bad key.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise SpecError(path, "<file>", f"spec file not found ({path})")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(path, "<toml>", f"invalid TOML: {e}") from None
+    return parse_spec(data, str(path), path.parent)
+
+
+def with_seed(spec: GraphSpec, seed: int) -> GraphSpec:
+    """The same spec with another split seed."""
+    from dataclasses import replace
+
+    return replace(spec, seed=seed)
