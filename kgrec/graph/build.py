@@ -403,7 +403,8 @@ def build_graph(spec: GraphSpec, progress: bool = False) -> GraphArtifact:
     frames, items = {}, {}
     for role, d in doms.items():
         frame = _read_domain(ctx, d)
-        ctx.accounting[role] = {"name": d.name, "rows_read": len(frame)}
+        ctx.accounting[role] = {"name": d.name, "rows_read": len(frame), "users_read": int(frame["user"].nunique()),
+                                "items_read": int(frame["item"].nunique())}
         if d.items is not None:
             items[role] = _read_items(ctx, d.items, d.subset or d.name)
         frames[role] = frame

@@ -312,7 +312,7 @@ def parse_spec(data: dict, path: str = "<spec>", root: str | Path = ".") -> Grap
             raise k.err("titles", "is required when by = \"title\" (the item table of the link file's items)")
         links.append(LinkSpec(domain=k.get("domain", str, "both", domains), by=by, file=f, sep=_sep(k),
                               header=k.get("header", bool, None),
-                              titles=_items(titles, ds) if titles is not None else None,
+                              titles=_items(titles, f.dataset if f else ds) if titles is not None else None,
                               template=k.get("template", str, "{id}"), entity_prefix=k.get("entity_prefix", str, "")))
         k.done()
     attributes = []

@@ -1,0 +1,3 @@
+from kgrec.cli import main
+import sys
+sys.exit(main())
