@@ -400,9 +400,10 @@ def build_graph(spec: GraphSpec, progress: bool = False) -> GraphArtifact:
     doms = {r: d for r, d in ((SOURCE, spec.source), (TARGET, spec.target)) if d is not None}
     steps = tqdm(total=6, desc=f"build {spec.name}", disable=not progress, leave=False)
 
-    frames, items = {}, {}
+    frames, items, raw_users = {}, {}, {}
     for role, d in doms.items():
         frame = _read_domain(ctx, d)
+        raw_users[role] = pd.unique(frame["user"])
         ctx.accounting[role] = {"name": d.name, "rows_read": len(frame), "users_read": int(frame["user"].nunique()),
                                 "items_read": int(frame["item"].nunique())}
         if d.items is not None:
@@ -569,6 +570,11 @@ def build_graph(spec: GraphSpec, progress: bool = False) -> GraphArtifact:
         acc = ctx.accounting[role]
         acc.update(kept=len(part), users=int(part["u"].nunique()), items=int(part["i"].nunique()),
                    **{s: int((part["split"] == s).sum()) for s in ("train", "valid", "test")})
+    read_users: set = set()
+    for role, d in doms.items():
+        read_users |= set(_user_keys(ctx, role, d.name, pd.Series(raw_users[role], dtype=object)))
+    ctx.accounting["users"] = {"read": len(read_users), "in_graph": nu,
+                               "dropped_no_kept_interaction": len(read_users - set(user_keys))}
     ctx.accounting[TARGET]["cold_start_users"] = int(cold.sum())
     ctx.accounting[TARGET]["cold_start_protocol_users"] = {"valid": len(cold_valid), "test": len(cold_test)}
     manifest = {

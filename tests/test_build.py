@@ -1,0 +1,108 @@
+"""Building the merged graph: structure, leakage, cold start, determinism."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from kgrec import build_graph, load_graph
+from kgrec.graph.build import split_category_brand
+from kgrec.graph.spec import ColdStartSpec
+
+import pandas as pd
+
+
+def pairs(ei: torch.Tensor) -> set:
+    return set(map(tuple, ei.t().tolist()))
+
+
+def test_example_graph_has_all_node_and_edge_types(example_graph):
+    data = example_graph.data
+    assert set(data.node_types) == {"user", "item", "entity"}
+    assert ("user", "interacts_target", "item") in data.edge_types
+    assert ("entity", "rev_genre", "entity") in data.edge_types
+    for s, rel, d in data.edge_types:
+        ei = data[s, rel, d].edge_index
+        assert ei.dtype == torch.long and ei.shape[0] == 2
+        assert ei[0].max() < data[s].num_nodes and ei[1].max() < data[d].num_nodes
+
+
+def test_every_edge_type_has_its_reverse(example_graph):
+    data = example_graph.data
+    for s, rel, d in data.edge_types:
+        rev = rel[4:] if rel.startswith("rev_") else f"rev_{rel}"
+        assert pairs(data[d, rev, s].edge_index) == pairs(data[s, rel, d].edge_index.flip(0))
+
+
+def test_split_never_puts_a_valid_or_test_edge_in_the_graph(example_graph):
+    g = example_graph
+    mp = pairs(g.data["user", "interacts_target", "item"].edge_index)
+    held = pairs(g.split("valid")) | pairs(g.split("test"))
+    assert held and not (mp & held)
+    assert pairs(g.split("train")) == mp
+
+
+def test_cold_start_users_keep_only_their_source_history(example_spec):
+    g = build_graph(replace(example_spec, cold_start=ColdStartSpec(share=0.5)))
+    cold = g.data["user"].cold_start.nonzero().flatten().tolist()
+    assert cold
+    tgt_users = set(g.data["user", "interacts_target", "item"].edge_index[0].tolist())
+    src_users = set(g.data["user", "interacts_source", "item"].edge_index[0].tolist())
+    assert not set(cold) & tgt_users
+    assert set(cold) <= src_users
+
+
+def test_users_are_shared_and_items_belong_to_one_domain(example_graph):
+    users = example_graph.nodes["user"]
+    assert users.loc[users["id"] == "u1", "domain"].item() == "both"
+    assert users.loc[users["id"] == "u9", "domain"].item() == "target"
+    items = example_graph.nodes["item"]
+    assert set(items["domain"]) == {"source", "target"}
+    assert (example_graph.data["item"].domain.numpy() == (items["domain"] == "target").to_numpy()).all()
+
+
+def test_same_as_merges_entities_and_labels_come_from_literals(example_graph):
+    ents = example_graph.nodes["entity"]
+    assert "http://dbpedia.org/resource/Philip_K._Dick" in set(ents["id"])
+    assert "http://example.org/person/philip_k_dick" not in set(ents["id"])
+    assert ents.loc[ents["id"] == "http://example.org/genre/scifi", "label"].item() == "Science fiction"
+    assert ents.loc[ents["id"] == "http://example.org/genre/scifi", "domain"].item() == "both"
+    assert not any(str(i).startswith('"') for i in ents["id"])
+
+
+def _digest(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_same_spec_and_seed_give_a_byte_identical_artifact(example_spec, tmp_path):
+    build_graph(example_spec).save(tmp_path / "a")
+    build_graph(example_spec).save(tmp_path / "b")
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
+
+
+def test_a_different_seed_gives_a_different_split(example_spec):
+    a = build_graph(replace(example_spec, seed=0)).interactions
+    b = build_graph(replace(example_spec, seed=5)).interactions
+    assert (a["split"] != b["split"]).any()
+
+
+def test_artifact_roundtrips_and_loads_without_pickle(example_graph, tmp_path):
+    example_graph.save(tmp_path / "g")
+    payload = torch.load(tmp_path / "g" / "graph.pt", weights_only=True)
+    assert payload["format"] == 1
+    g = load_graph(tmp_path / "g")
+    for et in example_graph.data.edge_types:
+        assert torch.equal(g.data[et].edge_index, example_graph.data[et].edge_index)
+    pd.testing.assert_frame_equal(g.nodes["entity"], example_graph.nodes["entity"])
+    assert g.manifest["counts"] == example_graph.manifest["counts"]
+    assert set(g.manifest["inputs"]) == {"movies.csv", "books.csv", "kg.ttl"}
+
+
+def test_category_brand_split_takes_the_longest_shared_prefix():
+    attrs = pd.Series(["office tape scotch", "office tape duck brand", "office pens pilot", "office pens bic"])
+    out = split_category_brand(attrs)
+    assert out["category"].tolist() == ["office tape", "office tape", "office pens", "office pens"]
+    assert out["brand"].tolist() == ["scotch", "duck brand", "pilot", "bic"]

@@ -1,0 +1,79 @@
+"""The CLI: the commands work, and bad input fails cleanly (one line, exit 2, nothing written)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import EXAMPLE_SPEC
+from kgrec.cli import main
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "kgrec", *map(str, args)], capture_output=True, text=True)
+
+
+def test_build_then_info_json(tmp_path, capsys):
+    assert main(["build", str(EXAMPLE_SPEC), "--out", str(tmp_path / "g"), "--quiet"]) == 0
+    assert main(["info", str(tmp_path / "g"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["domains"] == {"source": "movies", "target": "books"}
+    assert info["users_in_both_domains"] == 6 and info["shared_entities"] > 0
+    assert info["splits"]["target"]["test"] > 0
+
+
+def test_build_refuses_to_overwrite_without_the_flag(tmp_path, capsys):
+    (tmp_path / "g").mkdir()
+    assert main(["build", str(EXAMPLE_SPEC), "--out", str(tmp_path / "g"), "--quiet"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def copy_example(tmp_path):
+    d = tmp_path / "spec"
+    shutil.copytree(EXAMPLE_SPEC.parent, d)
+    return d
+
+
+BAD_INPUTS = {
+    "missing file": ("books.csv", None, r"books.csv: file not found"),
+    "wrong column count": ("books.csv", "user,book,rating,timestamp\nu1,dune,5,1\nu2,dune\n", r"books.csv line 3: expected 4 columns, got 2"),
+    "non-numeric rating": ("books.csv", "user,book,rating,timestamp\nu1,dune,five,1\n", r"books.csv line 2: column 'rating'"),
+    "broken turtle": ("kg.ttl", "@prefix ex: <http://e.org/> .\nex:a ex:b \n", r"kg.ttl.*invalid turtle"),
+    "misspelt key": ("movies_books.toml", "name='x'\n[target]\npath='books.csv'\nthreshhold=4\n", r"key 'target.threshhold': unknown key \(did you mean 'threshold'"),
+    "out of range": ("movies_books.toml", "name='x'\n[target]\npath='books.csv'\n[cold_start]\nshare=2.0\n", r"key 'cold_start.share': must be <= 1.0"),
+    "unknown column": ("movies_books.toml", "name='x'\n[target]\npath='books.csv'\ncolumns={user='usr', item='book'}\n", r"unknown column 'usr'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_exits_nonzero_with_one_line_and_no_output(tmp_path, case):
+    name, content, pattern = BAD_INPUTS[case]
+    d = copy_example(tmp_path)
+    if content is None:
+        (d / name).unlink()
+    else:
+        (d / name).write_text(content)
+    out = tmp_path / "out"
+    r = run("build", d / "movies_books.toml", "--out", out, "--quiet")
+    assert r.returncode == 2
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("kgrec: error:"), r.stderr
+    assert "Traceback" not in r.stderr
+    import re
+    assert re.search(pattern, lines[0]), lines[0]
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_debug_flag_shows_the_traceback(tmp_path):
+    r = run("--debug", "build", tmp_path / "none.toml", "--out", tmp_path / "o")
+    assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_every_command_has_help_with_an_example():
+    for cmd in ("build", "info", "export-graph", "datasets"):
+        r = run(cmd, "--help")
+        assert r.returncode == 0 and "example: kgrec" in r.stdout

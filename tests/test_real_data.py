@@ -1,0 +1,123 @@
+"""Every shipped spec builds from the real datasets, and the counts match the
+figures in the datasets' README. Skipped when KGREC_DATA_DIR is not set."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kgrec import build_graph, graph_info, load_spec
+from kgrec.data import read_atomic, read_disencdr, read_interactions
+
+pytestmark = pytest.mark.data
+GRAPHS = Path(__file__).resolve().parents[1] / "graphs"
+SPECS = sorted(p.stem for p in GRAPHS.glob("*.toml"))
+_cache: dict = {}
+
+
+def built(name, real_data):
+    if name not in _cache:
+        _cache[name] = build_graph(load_spec(GRAPHS / f"{name}.toml"))
+    return _cache[name]
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_shipped_spec_builds_and_summarises(name, real_data, tmp_path):
+    g = built(name, real_data)
+    info = graph_info(g)
+    assert info["splits"]["target"]["train"] > 0
+    assert info["splits"]["target"]["test"] > 0
+    test = set(map(tuple, g.split("test").t().tolist()))
+    mp = set(map(tuple, g.data["user", "interacts_target", "item"].edge_index.t().tolist()))
+    assert not test & mp
+
+
+def test_movielens_100k_files_match_the_readme(real_data):
+    inter = read_interactions(real_data / "movielens-100k" / "ml-100k.inter")
+    assert (len(inter), inter["user"].nunique(), inter["item"].nunique()) == (100_000, 943, 1_682)
+    kg = read_atomic(real_data / "movielens-100k" / "ml-100k.kg")
+    assert len(kg) == 91_631 and kg["relation_id"].nunique() == 24
+    assert len(read_atomic(real_data / "movielens-100k" / "ml-100k.link")) == 1_598
+
+
+def test_ml100k_genre_graph_accounts_for_every_rating_triple_link_and_user(real_data):
+    g = built("ml100k_genres", real_data)
+    acc = g.manifest["accounting"]
+    for role in ("source", "target"):
+        a = acc[role]
+        assert a["rows_read"] == 100_000 and a["users_read"] == 943
+        assert a["below_threshold"] + a["not_in_carved_domain"] + a["duplicates"] + a["kept"] == a["rows_read"]
+    assert acc["kg"]["triples_read"] == 91_631 and acc["kg"]["kept"] + acc["kg"]["duplicates"] == 91_631
+    assert acc["kg"]["relations"] == 24
+    for link in acc["links"]:
+        assert link["rows_read"] == 1_598 and link["links"] + link["item_not_in_domain"] == 1_598
+    assert acc["users"]["read"] == 943
+    assert acc["users"]["in_graph"] + acc["users"]["dropped_no_kept_interaction"] == 943
+    # Shared users and shared Freebase entities are what connects the two genre domains.
+    info = graph_info(g)
+    assert info["users_in_both_domains"] > 900 and info["shared_entities"] > 1_000
+
+
+def test_movielens_1m_matches_the_readme_and_links_by_title(real_data):
+    inter = read_interactions(real_data / "movielens-1m" / "ml-1m.inter")
+    assert (len(inter), inter["user"].nunique()) == (1_000_209, 6_040)
+    assert len(read_atomic(real_data / "movielens-1m" / "ml-1m.item")) == 3_883
+    g = built("ml1m_to_ml100k", real_data)
+    by_title = [a for a in g.manifest["accounting"]["links"] if a["by"] == "title"][0]
+    assert by_title["matched_by_title"] > 1_400
+    assert graph_info(g)["shared_entities"] > 10_000
+
+
+@pytest.mark.parametrize("pair,users,items", [("sport_cloth", 9_928, 32_310), ("cloth_sport", 9_928, 41_303),
+                                              ("electronic_phone", 3_325, 39_463), ("phone_electronic", 3_325, 18_462)])
+def test_disencdr_pairs_match_the_readme(real_data, pair, users, items):
+    folder = real_data / "amazon-disencdr" / pair
+    frame = read_disencdr(folder)
+    original = read_interactions(folder / "test_original.txt", header=False, columns={"user": 0, "item": 1})
+    # The README's item count is the id space, which test_original.txt completes.
+    all_items = pd.concat([frame["item"], original["item"]]).astype(int)
+    assert frame["user"].nunique() == users and all_items.max() + 1 == items
+
+
+def test_disencdr_graph_shares_every_user(real_data):
+    info = graph_info(built("amazon_cloth_to_sport", real_data))
+    assert info["nodes"]["user"]["total"] == 9_928 == info["users_in_both_domains"]
+
+
+def test_cdrib_cold_start_users_match_the_readme(real_data):
+    g = built("amazon_cloth_to_sport_coldstart", real_data)
+    inter, users = g.interactions, g.nodes["user"]
+    tgt = inter[inter["domain"] == "target"]
+    assert tgt.loc[tgt["split"] == "train", "user"].nunique() == 26_346
+    assert tgt.loc[tgt["split"] == "valid", "user"].nunique() == 912
+    assert tgt.loc[tgt["split"] == "test", "user"].nunique() == 897
+    cold = users[users["cold_start"]]
+    assert len(cold) == tgt.loc[tgt["split"] != "train", "user"].nunique()
+    # every cold-start user has source history and only ids below 9,828 are shared
+    assert (cold["domain"] == "both").all()
+    assert (pd.to_numeric(users.loc[users["domain"] == "both", "id"]) < 9_828).all()
+    # 27,328 sport users + 41,829 cloth users - 9,828 shared: CDRIB's "total user num 59329"
+    assert len(users) == 59_329
+
+
+def test_art_office_matches_the_readme(real_data):
+    g = built("art_office", real_data)
+    inter = g.interactions
+    tgt = inter[inter["domain"] == "target"]
+    assert tgt.loc[tgt["split"] == "valid", "user"].nunique() <= 577
+    assert g.nodes["user"].shape[0] == 8_000 + 577 + 1_000
+    items = g.nodes["item"]
+    assert (items["domain"] == "source").sum() == 18_639
+    assert (items.loc[items["domain"] == "target", "id"].astype(int) >= 18_639).all()
+    assert graph_info(g)["shared_entities"] > 0
+    assert items["text"].str.len().gt(0).all()
+
+
+def test_lastfm_matches_the_readme(real_data):
+    g = built("lastfm_satori", real_data)
+    info = graph_info(g)
+    assert info["nodes"]["user"]["total"] == 1_872 and info["nodes"]["item"]["total"] == 3_846
+    assert info["nodes"]["entity"]["total"] == 9_366
+    assert g.manifest["accounting"]["kg"]["kept"] == 15_518
+    assert info["splits"]["target"] == {"train": 16_743, "valid": 2_215, "test": 2_215}
