@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from kgrec.data.table import open_checked
 from kgrec.errors import InputError

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch_geometric.data import HeteroData
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from kgrec.data import formats
 from kgrec.data.atomic import read_atomic
