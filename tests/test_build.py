@@ -106,3 +106,16 @@ def test_category_brand_split_takes_the_longest_shared_prefix():
     out = split_category_brand(attrs)
     assert out["category"].tolist() == ["office tape", "office tape", "office pens", "office pens"]
     assert out["brand"].tolist() == ["scotch", "duck brand", "pilot", "bic"]
+
+
+def test_a_user_mapping_file_joins_users_with_different_ids(tmp_path):
+    from kgrec import load_spec
+
+    (tmp_path / "a.csv").write_text("user,item\nalice,x\nbob,y\n")
+    (tmp_path / "b.csv").write_text("user,item\nA-1,p\nZ-9,q\n")
+    (tmp_path / "map.csv").write_text("source_user,target_user\nalice,A-1\n")
+    (tmp_path / "s.toml").write_text(
+        "name='m'\n[source]\npath='a.csv'\n[target]\npath='b.csv'\nsplit={method='none'}\n"
+        "[align]\nusers='mapping'\nuser_mapping='map.csv'\n")
+    users = build_graph(load_spec(tmp_path / "s.toml")).nodes["user"].set_index("id")["domain"].to_dict()
+    assert users == {"source:alice": "both", "source:bob": "source", "target:Z-9": "target"}

@@ -121,3 +121,15 @@ def test_lastfm_matches_the_readme(real_data):
     assert info["nodes"]["entity"]["total"] == 9_366
     assert g.manifest["accounting"]["kg"]["kept"] == 15_518
     assert info["splits"]["target"] == {"train": 16_743, "valid": 2_215, "test": 2_215}
+
+
+def test_kgcn_raw_files_read_with_the_generic_readers(real_data):
+    from kgrec.data import read_links, read_triples
+
+    folder = real_data / "lastfm-kgcn"
+    plays = read_interactions(folder / "user_artists.dat")
+    assert plays["rating"].notna().all() and plays["user"].nunique() == 1_892
+    links = read_links(folder / "item_index2entity_id.txt")
+    assert len(links) == 3_846 and links["entity"].astype(int).max() == 3_845
+    kg = read_triples(folder / "kg.txt")
+    assert len(kg) == 15_518 and kg["relation"].nunique() == 60

@@ -55,3 +55,12 @@ def test_every_shipped_spec_parses():
     assert len(specs) >= 9
     for p in specs:
         load_spec(p)
+
+
+def test_a_split_the_format_cannot_give_names_the_spec_key(tmp_path):
+    from kgrec import build_graph
+
+    (tmp_path / "r.csv").write_text("user,item\na,x\n")
+    (tmp_path / "s.toml").write_text("name='t'\n[target]\npath='r.csv'\nsplit={method='given'}\n")
+    with pytest.raises(SpecError, match=r"s.toml: key 'target.split.method': 'given' needs"):
+        build_graph(load_spec(tmp_path / "s.toml"))

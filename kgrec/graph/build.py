@@ -71,18 +71,18 @@ class _Context:
 
 
 # --- reading ---------------------------------------------------------------------
-def _interaction_format(d: DomainSpec, path: Path) -> str:
+def _interaction_format(d: DomainSpec, path: Path, spec_path: str) -> str:
     if d.format != "auto":
         return d.format
     if path.is_dir():
-        raise SpecError("<spec>", f"{d.name}.format", f"{path} is a folder: set format = \"disencdr\" | \"cdrib\" | \"split_dir\" | \"art_office\"")
+        raise SpecError(spec_path, f"{d.name}.format", f"{path} is a folder: set format = \"disencdr\" | \"cdrib\" | \"split_dir\" | \"art_office\"")
     suffix = path.suffix.lower()
     return {".inter": "atomic", ".parquet": "parquet", ".csv": "csv"}.get(suffix, "tsv")
 
 
 def _read_domain(ctx: _Context, d: DomainSpec) -> pd.DataFrame:
     path = ctx.resolve(d.file)
-    fmt = _interaction_format(d, path)
+    fmt = _interaction_format(d, path, ctx.spec.path)
     ctx.track(d.file, path, _FOLDER_FILES.get(fmt, ()))
     columns = dict(d.columns) or None
     if fmt in ("csv", "tsv", "parquet", "atomic"):
@@ -418,7 +418,7 @@ def build_graph(spec: GraphSpec, progress: bool = False) -> GraphArtifact:
 
     # Splits: every domain, then the cold-start protocol on the target.
     for i, (role, d) in enumerate(doms.items()):
-        frames[role]["split"] = split_frame(frames[role], d.split, spec.seed + i, where=role)
+        frames[role]["split"] = split_frame(frames[role], d.split, spec.seed + i, where=role, spec_path=spec.path)
     tgt = frames[TARGET]
     cold_valid, cold_test = set(), set()
     if SOURCE in frames and spec.cold_start.share > 0:

@@ -33,7 +33,8 @@ def _order_within_user(frame: pd.DataFrame, rng: np.random.Generator, by_time: b
     return order, rank, size
 
 
-def split_frame(frame: pd.DataFrame, spec: SplitSpec, seed: int, where: str = "split") -> np.ndarray:
+def split_frame(frame: pd.DataFrame, spec: SplitSpec, seed: int, where: str = "split",
+                spec_path: str = "<spec>") -> np.ndarray:
     """Label each interaction ``train``, ``valid`` or ``test``.
 
     Methods: ``none`` (all train); ``given`` (the file's own ``split`` column,
@@ -53,7 +54,7 @@ def split_frame(frame: pd.DataFrame, spec: SplitSpec, seed: int, where: str = "s
     has_time = bool(frame["timestamp"].notna().all())
     if spec.method == "given":
         if "split" not in frame:
-            raise SpecError("<spec>", f"{where}.method", "'given' needs a format that ships its split (disencdr, cdrib, split_dir, art_office)")
+            raise SpecError(spec_path, f"{where}.split.method", "'given' needs a format that ships its split (disencdr, cdrib, split_dir, art_office)")
         labels = frame["split"].to_numpy(dtype=object).copy()
         if spec.valid_from_train != "none" and not (labels == "valid").any():
             train = np.flatnonzero(labels == "train")
@@ -67,7 +68,7 @@ def split_frame(frame: pd.DataFrame, spec: SplitSpec, seed: int, where: str = "s
             labels[train[move]] = "valid"
         return labels
     if spec.method == "temporal" and not has_time:
-        raise SpecError("<spec>", f"{where}.method", "'temporal' needs a timestamp for every interaction")
+        raise SpecError(spec_path, f"{where}.split.method", "'temporal' needs a timestamp for every interaction")
     _, rank, size = _order_within_user(frame, rng, spec.method in ("temporal", "loo") and has_time)
     eligible = size >= 3
     if spec.method == "loo":
