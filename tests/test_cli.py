@@ -77,3 +77,8 @@ def test_every_command_has_help_with_an_example():
     for cmd in ("build", "info", "export-graph", "datasets"):
         r = run(cmd, "--help")
         assert r.returncode == 0 and "example: kgrec" in r.stdout
+
+
+def test_info_on_a_folder_that_is_not_an_artifact_says_how_to_make_one(tmp_path):
+    r = run("info", tmp_path)
+    assert r.returncode == 2 and "kgrec build SPEC --out DIR" in r.stderr and "Traceback" not in r.stderr
