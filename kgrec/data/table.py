@@ -105,7 +105,7 @@ def read_table(
     bar = tqdm(total=size, unit="B", unit_scale=True, desc=f"read {path.name}", disable=not progress, leave=False)
     try:
         with f:
-            src = _Progress(f, bar)
+            src = _Progress(f, bar) if progress else f
             for line_no, row in _rows(path, src, sep, quoting):
                 if not row or (len(row) == 1 and row[0].strip() == ""):
                     continue
