@@ -123,8 +123,6 @@ def _rdflib_triples(path: Path, fmt: str) -> Iterator[tuple]:
     g = rdflib.Graph()
     try:
         g.parse(str(path), format=fmt)
-    except InputError:
-        raise
     except Exception as e:  # rdflib's parsers raise many exception types
         msg = " ".join(str(e).split())
         m = re.search(r"line (\d+)", msg)

@@ -33,7 +33,7 @@ from kgrec.data.rdf import LABEL_PREDICATES, RDF_FORMATS, read_rdf
 from kgrec.data.table import read_table
 from kgrec.data.triples import read_links, read_triples
 from kgrec.errors import InputError, SpecError
-from kgrec.graph.artifact import FORMAT_VERSION, INTERACTS, SOURCE, TARGET, GraphArtifact, reverse_relation
+from kgrec.graph.artifact import FORMAT_VERSION, INTERACTS, SOURCE, TARGET, GraphArtifact, edge_key, reverse_relation
 from kgrec.graph.spec import AttributeSpec, DomainSpec, FileRef, GraphSpec, ItemsSpec, LinkSpec
 from kgrec.graph.split import cold_start_users, split_frame
 
@@ -400,10 +400,11 @@ def build_graph(spec: GraphSpec, progress: bool = False) -> GraphArtifact:
     doms = {r: d for r, d in ((SOURCE, spec.source), (TARGET, spec.target)) if d is not None}
     steps = tqdm(total=6, desc=f"build {spec.name}", disable=not progress, leave=False)
 
-    frames, items, raw_users = {}, {}, {}
+    frames, items, user_key_of = {}, {}, {}
     for role, d in doms.items():
         frame = _read_domain(ctx, d)
-        raw_users[role] = pd.unique(frame["user"])
+        raw = pd.Series(pd.unique(frame["user"]), dtype=object)
+        user_key_of[role] = pd.Series(_user_keys(ctx, role, d.name, raw).to_numpy(), index=raw.astype(str).to_numpy())
         ctx.accounting[role] = {"name": d.name, "rows_read": len(frame), "users_read": int(frame["user"].nunique()),
                                 "items_read": int(frame["item"].nunique())}
         if d.items is not None:
@@ -413,7 +414,7 @@ def build_graph(spec: GraphSpec, progress: bool = False) -> GraphArtifact:
     _carve(ctx, frames, items, doms)
     for role, d in doms.items():
         f = _filter(ctx, role, d, frames[role])
-        f = f.assign(user_key=_user_keys(ctx, role, d.name, f["user"]).to_numpy())
+        f = f.assign(user_key=f["user"].astype(str).map(user_key_of[role]).to_numpy())
         frames[role] = f
 
     # Splits: every domain, then the cold-start protocol on the target.
@@ -508,7 +509,7 @@ def build_graph(spec: GraphSpec, progress: bool = False) -> GraphArtifact:
             data["entity", f"rev_{name}", "entity"].edge_index = ei.flip(0).contiguous()
             relation_rows.append((name, raw, "kg", ei.shape[1]))
     for et in data.edge_types:
-        edge_counts["|".join(et)] = int(data[et].edge_index.shape[1])
+        edge_counts[edge_key(et)] = int(data[et].edge_index.shape[1])
     steps.update()
 
     # Node tables.
@@ -570,9 +571,7 @@ def build_graph(spec: GraphSpec, progress: bool = False) -> GraphArtifact:
         acc = ctx.accounting[role]
         acc.update(kept=len(part), users=int(part["u"].nunique()), items=int(part["i"].nunique()),
                    **{s: int((part["split"] == s).sum()) for s in ("train", "valid", "test")})
-    read_users: set = set()
-    for role, d in doms.items():
-        read_users |= set(_user_keys(ctx, role, d.name, pd.Series(raw_users[role], dtype=object)))
+    read_users = set().union(*(keys.to_numpy() for keys in user_key_of.values()))
     ctx.accounting["users"] = {"read": len(read_users), "in_graph": nu,
                                "dropped_no_kept_interaction": len(read_users - set(user_keys))}
     ctx.accounting[TARGET]["cold_start_users"] = int(cold.sum())

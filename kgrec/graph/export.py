@@ -27,11 +27,6 @@ _LABEL = "http://www.w3.org/2000/01/rdf-schema#label"
 _IRI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"{}|\\^`]+$")
 
 
-def _node_key(t: str, frame: pd.DataFrame, i: int) -> str:
-    row = frame.iloc[i]
-    return f"{t}:{row['domain']}:{row['id']}" if t == "item" else f"{t}:{row['id']}"
-
-
 def to_networkx(g: GraphArtifact, reverse: bool = False) -> nx.MultiDiGraph:
     """The message-passing graph as a ``MultiDiGraph``.
 

@@ -1,7 +1,7 @@
 """Summaries of a graph artifact: what ``kgrec info`` prints."""
 from __future__ import annotations
 
-from kgrec.graph.artifact import SOURCE, TARGET, GraphArtifact
+from kgrec.graph.artifact import SOURCE, TARGET, GraphArtifact, edge_key
 
 
 def graph_info(g: GraphArtifact) -> dict:
@@ -11,7 +11,7 @@ def graph_info(g: GraphArtifact) -> dict:
     nodes = {}
     for t, frame in g.nodes.items():
         nodes[t] = {"total": int(len(frame)), **{str(k): int(v) for k, v in frame["domain"].value_counts().sort_index().items()}}
-    edges = {"|".join(et): int(g.data[et].edge_index.shape[1]) for et in sorted(g.data.edge_types)}
+    edges = {edge_key(et): int(g.data[et].edge_index.shape[1]) for et in sorted(g.data.edge_types)}
     inter = g.interactions
     splits, density = {}, {}
     for role, name in domains.items():

@@ -346,7 +346,7 @@ def parse_spec(data: dict, path: str = "<spec>", root: str | Path = ".") -> Grap
                      align=align, cold_start=cold, root=str(root), path=str(path))
     t.done()
     for i, ln in enumerate(spec.links):
-        if ln.domain in ("source", "both") and source is None and ln.domain == "source":
+        if ln.domain == "source" and source is None:
             raise SpecError(path, f"links[{i}].domain", "names the source domain, but the spec has none")
     return spec
 
