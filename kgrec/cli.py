@@ -18,6 +18,9 @@ EXAMPLES = {
     "info": "example: kgrec info artifacts/example --json",
     "export-graph": "example: kgrec export-graph artifacts/example --format ntriples --out artifacts/example-rdf",
     "datasets": "example: kgrec datasets --fetch movielens-100k",
+    "train": "examples:\n  kgrec train --graph artifacts/example --out runs/example\n"
+             "  kgrec train configs/amazon_cloth_to_sport.toml --seed 1 --set finetune.mode=upper\n"
+             "  kgrec train --graph artifacts/example --mode target_only --set target_only.epochs=5",
 }
 
 
@@ -73,6 +76,42 @@ def _datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _override_value(text: str):
+    """``--set`` values are TOML literals (``5``, ``0.1``, ``true``, ``[10, 20]``); anything else is a string."""
+    import tomllib
+
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _train(args: argparse.Namespace) -> int:
+    from kgrec.train import train
+    from kgrec.train.config import make_config
+
+    overrides = {}
+    for item in args.set or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise KgrecError(f"--set expects KEY=VALUE (e.g. pretrain.epochs=5), got {item!r}")
+        overrides[key.strip()] = _override_value(value.strip())
+    for key in ("graph", "mode", "seed", "device"):
+        if getattr(args, key) is not None:
+            overrides[key] = str(Path(getattr(args, key)).resolve()) if key == "graph" else getattr(args, key)
+    if args.config is None and "graph" not in overrides:
+        raise KgrecError("give a config file or --graph DIR (a graph artifact built by 'kgrec build')")
+    cfg = make_config(args.config, overrides)
+    out = args.out or Path("runs") / f"{Path(cfg.graph).name}-{cfg.mode}-seed{cfg.seed}"
+    log = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    result = train(cfg, out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet, log=log)
+    k = cfg.eval.k
+    print(json.dumps({"run": str(result.run_dir), "valid": {m: round(v, 5) for m, v in result.valid.items()
+                                                            if m.endswith(f"@{k}")},
+                      "test": {m: round(v, 5) for m, v in result.test.items() if m.endswith(f"@{k}")}}))
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kgrec", description="Cross-domain recommendation over a knowledge graph.")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -100,6 +139,21 @@ def make_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("datasets", help="list registered datasets, or fetch them", epilog=EXAMPLES["datasets"])
     d.add_argument("--fetch", nargs="*", metavar="NAME", help="download (and verify) these datasets")
     d.set_defaults(func=_datasets)
+
+    t = sub.add_parser("train", help="pre-train and fine-tune (or train target-only) into a run directory",
+                       epilog=EXAMPLES["train"], formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("config", nargs="?", help="training config (TOML); optional with --graph")
+    t.add_argument("--graph", help="graph artifact directory (overrides the config's)")
+    t.add_argument("--mode", choices=["transfer", "target_only"], help="transfer (default) or the target-only control")
+    t.add_argument("--seed", type=int, help="seed for initialisation, sampling and shuffling")
+    t.add_argument("--device", help="cpu, cuda, cuda:N or auto")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set pretrain.epochs=5 --set model.head=distmult")
+    t.add_argument("--out", help="run directory (default runs/<graph>-<mode>-seed<seed>)")
+    t.add_argument("--resume", action="store_true", help="continue a killed run from its checkpoints")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    t.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
+    t.set_defaults(func=_train)
     return p
 
 

@@ -1,61 +1,102 @@
-"""The linear-cost relational layer: shapes, gradients, invariance, dense reference."""
+"""The relational layers and the encoder: shapes, gradients, invariance, dense references."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from kgrec.models import CompGCNLayer, RelationalGraph
+from kgrec.models import CompGCNLayer, Encoder, ModelConfig, RelationalGraph, RGCNLayer
 
 
 def graph_of(example_graph) -> RelationalGraph:
     return RelationalGraph.from_hetero(example_graph.data)
 
 
-def dense_reference(layer: CompGCNLayer, x, rel, g: RelationalGraph):
+def dense_adjacency(g: RelationalGraph, r: int, values: torch.Tensor) -> torch.Tensor:
+    m = g.edge_type == r
+    A = torch.zeros(g.num_nodes, g.num_nodes)
+    A.index_put_((g.edge_index[1][m], g.edge_index[0][m]), values[m], accumulate=True)
+    return A
+
+
+def compgcn_reference(layer: CompGCNLayer, x, rel, g: RelationalGraph):
     """Sum over relations of dense normalised adjacency matrices: O(R·N²), for checking only."""
     out = layer.w_self(x)
     for r in range(len(g.relations)):
-        m = g.edge_type == r
-        A = torch.zeros(g.num_nodes, g.num_nodes)
-        A.index_put_((g.edge_index[1][m], g.edge_index[0][m]), g.norm[m], accumulate=True)
         h = x * rel[r] if layer.composition == "mult" else x - rel[r]
         w = layer.w_reverse if g.reverse[r] else layer.w_forward
-        out = out + A @ w(h)
+        out = out + dense_adjacency(g, r, g.norm) @ w(h)
     return out
 
 
-@pytest.mark.parametrize("composition", ["mult", "sub"])
-def test_layer_equals_the_dense_reference(example_graph, composition):
+def rgcn_reference(layer: RGCNLayer, x, g: RelationalGraph):
+    out = layer.w_self(x)
+    weights = layer.relation_weights()
+    for r in range(len(g.relations)):
+        A = dense_adjacency(g, r, torch.ones_like(g.norm))
+        deg = A.sum(1, keepdim=True).clamp(min=1)
+        out = out + (A / deg) @ x @ weights[r]
+    return out
+
+
+def make_layer(kind: str, g: RelationalGraph, d_in: int, d_out: int):
+    if kind == "rgcn-bases":
+        return RGCNLayer(d_in, d_out, len(g.relations), num_bases=3)
+    if kind == "rgcn-full":
+        return RGCNLayer(d_in, d_out, len(g.relations), num_bases=0)
+    return CompGCNLayer(d_in, d_out, kind.split("-")[1], init="xavier")
+
+
+LAYERS = ["compgcn-sub", "compgcn-mult", "rgcn-bases", "rgcn-full"]
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+def test_layer_equals_its_dense_reference(example_graph, kind):
     torch.manual_seed(0)
     g = graph_of(example_graph)
-    layer = CompGCNLayer(8, 6, composition)
+    layer = make_layer(kind, g, 8, 6)
     x, rel = torch.randn(g.num_nodes, 8), torch.randn(len(g.relations), 8)
     out, rel_out = layer(x, rel, g)
-    assert out.shape == (g.num_nodes, 6) and rel_out.shape == (len(g.relations), 6)
-    torch.testing.assert_close(out, dense_reference(layer, x, rel, g), rtol=1e-5, atol=1e-5)
+    assert out.shape == (g.num_nodes, 6)
+    if kind.startswith("compgcn"):
+        assert rel_out.shape == (len(g.relations), 6)
+        ref = compgcn_reference(layer, x, rel, g)
+    else:
+        ref = rgcn_reference(layer, x, g)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
 
 
-def test_edge_order_does_not_change_the_output(example_graph):
+@pytest.mark.parametrize("kind", LAYERS)
+def test_edge_order_does_not_change_the_output(example_graph, kind):
     torch.manual_seed(0)
     g = graph_of(example_graph)
-    layer = CompGCNLayer(8, 8)
+    layer = make_layer(kind, g, 8, 8)
     x, rel = torch.randn(g.num_nodes, 8), torch.randn(len(g.relations), 8)
     perm = torch.randperm(g.edge_index.shape[1])
     shuffled = RelationalGraph(g.num_nodes, g.offsets, g.edge_index[:, perm], g.edge_type[perm], g.reverse,
-                               g.relations, g.norm[perm])
+                               g.relations, g.norm[perm], g.sizes)
     torch.testing.assert_close(layer(x, rel, g)[0], layer(x, rel, shuffled)[0], rtol=1e-5, atol=1e-6)
 
 
-def test_gradients_reach_every_weight_and_input(example_graph):
+@pytest.mark.parametrize("kind", LAYERS)
+def test_gradients_reach_every_weight_and_input(example_graph, kind):
     g = graph_of(example_graph)
-    layer = CompGCNLayer(4, 4)
+    layer = make_layer(kind, g, 4, 4)
     x = torch.randn(g.num_nodes, 4, requires_grad=True)
     rel = torch.randn(len(g.relations), 4, requires_grad=True)
     out, rel_out = layer(x, rel, g)
     (out.square().sum() + rel_out.sum()).backward()
-    assert x.grad is not None and rel.grad is not None and rel.grad.abs().sum() > 0
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert rel.grad is not None and rel.grad.abs().sum() > 0
     for name, p in layer.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_identity_init_starts_as_plain_normalised_propagation(example_graph):
+    g = graph_of(example_graph)
+    layer = CompGCNLayer(5, 5, "sub", init="identity")
+    x, rel = torch.randn(g.num_nodes, 5), torch.zeros(len(g.relations), 5)
+    A = sum(dense_adjacency(g, r, g.norm) for r in range(len(g.relations)))
+    torch.testing.assert_close(layer(x, rel, g)[0], A @ x, rtol=1e-5, atol=1e-6)
 
 
 def test_flattening_keeps_every_edge_at_its_type_offset(example_graph):
@@ -67,3 +108,31 @@ def test_flattening_keeps_every_edge_at_its_type_offset(example_graph):
     ei = g.edge_index[:, g.edge_type == r]
     assert torch.equal(ei[0] - g.offsets["user"], data["user", "interacts_target", "item"].edge_index[0])
     assert torch.equal(ei[1] - g.offsets["item"], data["user", "interacts_target", "item"].edge_index[1])
+    assert g.node_slice("item") == slice(g.offsets["item"], g.offsets["item"] + data["item"].num_nodes)
+
+
+@pytest.mark.parametrize("combine,width", [("mean", 8), ("last", 8), ("concat", 24)])
+def test_encoder_combines_its_layers(example_graph, combine, width):
+    g = graph_of(example_graph)
+    enc = Encoder(g.sizes, len(g.relations), ModelConfig(dim=8, layers=2, combine=combine))
+    out = enc(g)
+    assert out.h.shape == (g.num_nodes, width) and enc.out_dim == width
+    assert out.h0.shape == (g.num_nodes, 8) and out.z.shape == (len(g.relations), 8)
+
+
+def test_encoder_projects_input_features_into_the_embedding(example_graph):
+    g = graph_of(example_graph)
+    feats = {"item": torch.randn(g.sizes["item"], 5)}
+    enc = Encoder(g.sizes, len(g.relations), ModelConfig(dim=8), feats)
+    h0 = enc(g).h0
+    items = h0[g.node_slice("item")]
+    torch.testing.assert_close(items, enc.embeddings["item"].weight + feats["item"] @ enc.projections["item"].weight.T)
+    with pytest.raises(ValueError, match="rows"):
+        Encoder(g.sizes, len(g.relations), ModelConfig(dim=8), {"item": torch.randn(3, 5)})
+
+
+def test_rgcn_encoder_runs_end_to_end(example_graph):
+    g = graph_of(example_graph)
+    enc = Encoder(g.sizes, len(g.relations), ModelConfig(dim=8, layer="rgcn", num_bases=2))
+    enc(g).h.sum().backward()
+    assert all(p.grad is not None for n, p in enc.named_parameters() if n.startswith("layers"))

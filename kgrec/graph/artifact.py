@@ -59,7 +59,7 @@ class GraphArtifact:
     def items_of(self, domain: str = TARGET) -> torch.Tensor:
         """Global indices of the items of one domain (``source`` or ``target``)."""
         t = self.nodes["item"]
-        return torch.as_tensor(t.index[t["domain"] == domain].to_numpy(), dtype=torch.long)
+        return torch.tensor(t.index[t["domain"] == domain].to_numpy(), dtype=torch.long)
 
     def save(self, out: str | Path, overwrite: bool = True) -> Path:
         """Write the artifact directory atomically (a temporary sibling renamed into place)."""

@@ -6,13 +6,12 @@ the file and the dotted key. See ``graphs/README.md`` for the reference.
 """
 from __future__ import annotations
 
-import difflib
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kgrec.errors import SpecError
+from kgrec.tomlconfig import TomlTable, read_toml
 
 INTERACTION_FORMATS = ("auto", "csv", "tsv", "parquet", "atomic", "disencdr", "cdrib", "split_dir", "kgat", "art_office")
 KNOWLEDGE_FORMATS = ("auto", "triples", "atomic", "kgat", "turtle", "nt", "xml", "json-ld", "n3")
@@ -164,68 +163,11 @@ class GraphSpec:
         return d
 
 
-class _Table:
-    """A TOML table being consumed key by key, so leftovers can be reported."""
-
-    def __init__(self, path: str, prefix: str, data: Any):
-        self.path, self.prefix = path, prefix
-        if not isinstance(data, dict):
-            raise SpecError(path, prefix or "<root>", f"expected a table, got {type(data).__name__}")
-        self.data = dict(data)
-        self.seen: set[str] = set()
-
-    def key(self, k: str) -> str:
-        return f"{self.prefix}.{k}" if self.prefix else k
-
-    def err(self, k: str, msg: str) -> SpecError:
-        return SpecError(self.path, self.key(k), msg)
-
-    def get(self, k: str, typ: type | tuple, default: Any = ..., choices: tuple | None = None,
-            lo: float | None = None, hi: float | None = None) -> Any:
-        self.seen.add(k)
-        if k not in self.data:
-            if default is ...:
-                raise self.err(k, "is required")
-            return default
-        v = self.data[k]
-        types = typ if isinstance(typ, tuple) else (typ,)
-        if float in types and isinstance(v, int) and not isinstance(v, bool):
-            v = float(v)
-        if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
-            names = " or ".join(t.__name__ for t in types)
-            raise self.err(k, f"expected {names}, got {v!r}")
-        if choices is not None and v not in choices:
-            raise self.err(k, f"expected one of {', '.join(map(str, choices))}, got {v!r}")
-        if lo is not None and v < lo:
-            raise self.err(k, f"must be >= {lo}, got {v}")
-        if hi is not None and v > hi:
-            raise self.err(k, f"must be <= {hi}, got {v}")
-        return v
-
-    def sub(self, k: str) -> "_Table | None":
-        self.seen.add(k)
-        return _Table(self.path, self.key(k), self.data[k]) if k in self.data else None
-
-    def subs(self, k: str) -> list["_Table"]:
-        self.seen.add(k)
-        items = self.data.get(k, [])
-        if not isinstance(items, list):
-            raise self.err(k, "expected an array of tables ([[...]])")
-        return [_Table(self.path, f"{self.key(k)}[{i}]", t) for i, t in enumerate(items)]
-
-    def done(self) -> None:
-        for k in self.data:
-            if k not in self.seen:
-                close = difflib.get_close_matches(k, sorted(self.seen), n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(sorted(self.seen))})"
-                raise self.err(k, f"unknown key{hint}")
-
-
-def _file(t: _Table, default_dataset: str | None, key: str = "path") -> FileRef:
+def _file(t: TomlTable, default_dataset: str | None, key: str = "path") -> FileRef:
     return FileRef(path=t.get(key, str), dataset=t.get("dataset", str, default_dataset))
 
 
-def _columns(t: _Table) -> tuple[tuple[str, Any], ...]:
+def _columns(t: TomlTable) -> tuple[tuple[str, Any], ...]:
     cols = t.get("columns", dict, {})
     for role, v in cols.items():
         if not isinstance(v, (str, int)) or isinstance(v, bool):
@@ -233,12 +175,12 @@ def _columns(t: _Table) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted(cols.items()))
 
 
-def _sep(t: _Table) -> str | None:
+def _sep(t: TomlTable) -> str | None:
     v = t.get("sep", str, "infer")
     return None if v == "whitespace" else {"\\t": "\t", "tab": "\t"}.get(v, v)
 
 
-def _items(t: _Table, ds: str | None) -> ItemsSpec:
+def _items(t: TomlTable, ds: str | None) -> ItemsSpec:
     spec = ItemsSpec(file=_file(t, ds), format=t.get("format", str, "auto", ("auto", "atomic", "csv", "tsv", "art_office")),
                      id=t.get("id", str, "item_id"), title=t.get("title", str, None),
                      text=tuple(t.get("text", list, [])), title_key=t.get("title_key", str, None))
@@ -246,7 +188,7 @@ def _items(t: _Table, ds: str | None) -> ItemsSpec:
     return spec
 
 
-def _split(t: _Table | None, default: str) -> SplitSpec:
+def _split(t: TomlTable | None, default: str) -> SplitSpec:
     if t is None:
         return SplitSpec(method=default)
     ratios = t.get("ratios", list, [0.8, 0.1, 0.1])
@@ -260,7 +202,7 @@ def _split(t: _Table | None, default: str) -> SplitSpec:
     return s
 
 
-def _domain(t: _Table, ds: str | None, role: str) -> DomainSpec:
+def _domain(t: TomlTable, ds: str | None, role: str) -> DomainSpec:
     ds = t.get("dataset", str, ds)
     items = t.sub("items")
     carve = t.sub("carve")
@@ -283,7 +225,7 @@ def _domain(t: _Table, ds: str | None, role: str) -> DomainSpec:
 
 def parse_spec(data: dict, path: str = "<spec>", root: str | Path = ".") -> GraphSpec:
     """Validate a spec already parsed from TOML. Raises :class:`SpecError`."""
-    t = _Table(path, "", data)
+    t = TomlTable(path, "", data)
     ds = t.get("dataset", str, None)
     src = t.sub("source")
     tgt = t.sub("target")
@@ -358,13 +300,7 @@ def load_spec(path: str | Path) -> GraphSpec:
         SpecError: the file is missing, is not valid TOML, or has a bad key.
     """
     path = Path(path)
-    if not path.exists():
-        raise SpecError(path, "<file>", f"spec file not found ({path})")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise SpecError(path, "<toml>", f"invalid TOML: {e}") from None
-    return parse_spec(data, str(path), path.parent)
+    return parse_spec(read_toml(path, "spec"), str(path), path.parent)
 
 
 def with_seed(spec: GraphSpec, seed: int) -> GraphSpec:

@@ -1,108 +1,126 @@
-"""Relational message passing over the merged graph, linear in the number of edges.
-
-The heterogeneous graph is viewed as one homogeneous graph (node types at
-offsets, one relation id per edge type) so that a layer is a gather by source,
-a relation composition, one matmul per direction and a scatter by
-destination, whatever the number of relations.
-"""
+"""The relational encoder: ID embeddings (plus optional input features) per node
+type, L relational layers with parameters shared by both domains, layer
+outputs combined."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.data import HeteroData
+
+from kgrec.models.graph import RelationalGraph
+from kgrec.models.layers import COMPOSITIONS, INITS, CompGCNLayer, RGCNLayer
+
+LAYERS = ("compgcn", "rgcn")
+COMBINES = ("mean", "concat", "last")
+ACTIVATIONS = {"none": nn.Identity, "tanh": nn.Tanh, "relu": nn.ReLU}
+HEADS = ("dot", "distmult", "bilinear", "mlp")
 
 
-@dataclass
-class RelationalGraph:
-    """A ``HeteroData`` flattened for relational message passing.
+@dataclass(frozen=True)
+class ModelConfig:
+    """Encoder and head. ``item_features``: ``"none"``, ``"text"`` (TF-IDF + SVD of the
+    items' text, ``text_dim`` wide) or the path of a vector file (see :mod:`kgrec.models.features`)."""
 
-    Attributes:
-        num_nodes: total nodes N over all node types.
-        offsets: node type -> index of its first node in ``[0, N)``.
-        edge_index: ``[2, E]`` long, global node indices.
-        edge_type: ``[E]`` long, relation id in ``[0, R)``.
-        reverse: ``[R]`` bool, whether relation r is a ``rev_`` relation.
-        relations: the ``(src, rel, dst)`` edge type of each relation id.
-        norm: ``[E]`` float, ``1 / sqrt(out_deg(src) * in_deg(dst))``.
-    """
-
-    num_nodes: int
-    offsets: dict[str, int]
-    edge_index: Tensor
-    edge_type: Tensor
-    reverse: Tensor
-    relations: list[tuple[str, str, str]]
-    norm: Tensor
-
-    @classmethod
-    def from_hetero(cls, data: HeteroData, device: torch.device | str = "cpu") -> "RelationalGraph":
-        """Flatten ``data`` (node types in ``data.node_types`` order) onto ``device``."""
-        offsets, n = {}, 0
-        for t in data.node_types:
-            offsets[t] = n
-            n += int(data[t].num_nodes)
-        relations = list(data.edge_types)
-        eis, ets = [], []
-        for r, (s, rel, d) in enumerate(relations):
-            ei = data[s, rel, d].edge_index
-            eis.append(torch.stack([ei[0] + offsets[s], ei[1] + offsets[d]]))
-            ets.append(torch.full((ei.shape[1],), r, dtype=torch.long))
-        edge_index = torch.cat(eis, 1) if eis else torch.empty(2, 0, dtype=torch.long)
-        edge_type = torch.cat(ets) if ets else torch.empty(0, dtype=torch.long)
-        ones = torch.ones(edge_index.shape[1])
-        out_deg = torch.zeros(n).index_add_(0, edge_index[0], ones)
-        in_deg = torch.zeros(n).index_add_(0, edge_index[1], ones)
-        norm = (out_deg[edge_index[0]] * in_deg[edge_index[1]]).clamp(min=1).rsqrt()
-        reverse = torch.tensor([rel.startswith("rev_") for _, rel, _ in relations], dtype=torch.bool)
-        return cls(n, offsets, edge_index.to(device), edge_type.to(device), reverse.to(device), relations,
-                   norm.to(device))
+    dim: int = field(default=64, metadata={"lo": 1})
+    layers: int = field(default=2, metadata={"lo": 0})
+    layer: str = field(default="compgcn", metadata={"choices": LAYERS})
+    composition: str = field(default="sub", metadata={"choices": COMPOSITIONS})
+    init: str = field(default="identity", metadata={"choices": INITS})
+    num_bases: int = field(default=8, metadata={"lo": 0})
+    combine: str = field(default="mean", metadata={"choices": COMBINES})
+    activation: str = field(default="none", metadata={"choices": tuple(ACTIVATIONS)})
+    dropout: float = field(default=0.0, metadata={"lo": 0.0, "hi": 0.9})
+    head: str = field(default="dot", metadata={"choices": HEADS})
+    item_features: str = "none"
+    text_dim: int = field(default=64, metadata={"lo": 2})
 
 
-class CompGCNLayer(nn.Module):
-    r"""Composition-based relational graph convolution (CompGCN, Vashishth et al. 2020).
+class EncoderOutput(NamedTuple):
+    """Node embeddings ``h`` ``[N, out_dim]``, relation embeddings ``z`` ``[R, dim]`` after the
+    last layer, and the layer-0 inputs ``h0`` ``[N, dim]`` (what L2 regularisation acts on)."""
+
+    h: Tensor
+    z: Tensor
+    h0: Tensor
+
+
+class Encoder(nn.Module):
+    r"""Node embeddings of the whole merged graph.
 
     .. math::
-        h_v' = W_{self} h_v + \sum_{(u, r, v) \in E} c_{uv}\, W_{dir(r)}\, \phi(h_u, z_r),
-        \qquad z_r' = W_{rel} z_r
+        h^{(0)}_v = e_v + P_{t(v)} f_v, \qquad
+        (h^{(l+1)}, z^{(l+1)}) = \sigma(\mathrm{layer}_l(h^{(l)}, z^{(l)})), \qquad
+        h_v = \mathrm{combine}(h^{(0)}_v, \dots, h^{(L)}_v)
 
-    with :math:`\phi(h, z) = h \odot z` (``"mult"``) or :math:`h - z` (``"sub"``),
-    :math:`dir(r)` forward or reverse (``rev_`` relations), and
-    :math:`c_{uv} = 1/\sqrt{d^{out}_u d^{in}_v}`. Cost: O(E·d + N·d²) time,
-    O(E·d) memory; no per-relation loop (messages are summed per direction
-    before the direction's weight is applied, which is exact since it is linear).
+    with :math:`e_v` the ID embedding of v, :math:`f_v` its optional input
+    features (e.g. item text vectors) projected by its type's :math:`P_t`, and
+    combine the mean, the concatenation or the last layer.
 
     Args:
-        in_dim, out_dim: feature sizes.
-        composition: ``"mult"`` or ``"sub"``.
+        sizes: node type -> number of nodes, in the graph's flattening order.
+        num_relations: R.
+        config: a :class:`ModelConfig`.
+        features: node type -> ``[n_t, f_t]`` float input features (optional).
 
     Shapes:
-        x ``[N, in_dim]``, rel ``[R, in_dim]`` -> ``[N, out_dim]``, ``[R, out_dim]``.
+        forward(graph) -> :class:`EncoderOutput` ``(h [N, out_dim], z [R, dim], h0 [N, dim])``.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, composition: str = "mult"):
+    def __init__(self, sizes: dict[str, int], num_relations: int, config: ModelConfig,
+                 features: dict[str, Tensor] | None = None):
         super().__init__()
-        if composition not in ("mult", "sub"):
-            raise ValueError(f"composition must be 'mult' or 'sub', got {composition!r}")
-        self.composition = composition
-        self.w_forward = nn.Linear(in_dim, out_dim, bias=False)
-        self.w_reverse = nn.Linear(in_dim, out_dim, bias=False)
-        self.w_self = nn.Linear(in_dim, out_dim, bias=True)
-        self.w_rel = nn.Linear(in_dim, out_dim, bias=False)
+        self.config = config
+        self.sizes = dict(sizes)
+        d = config.dim
+        self.embeddings = nn.ModuleDict({t: nn.Embedding(n, d) for t, n in sizes.items()})
+        features = features or {}
+        for t, f in features.items():
+            if f.shape[0] != sizes[t]:
+                raise ValueError(f"features of {t!r} have {f.shape[0]} rows, the graph has {sizes[t]} nodes")
+            self.register_buffer(f"features_{t}", f.float())
+        self.projections = nn.ModuleDict({t: nn.Linear(f.shape[1], d, bias=False) for t, f in features.items()})
+        self.relations = nn.Embedding(num_relations, d)
+        if config.layer == "compgcn":
+            self.layers = nn.ModuleList(CompGCNLayer(d, d, config.composition, config.init) for _ in range(config.layers))
+        else:
+            self.layers = nn.ModuleList(RGCNLayer(d, d, num_relations, config.num_bases) for _ in range(config.layers))
+        self.activation = ACTIVATIONS[config.activation]()
+        self.dropout = nn.Dropout(config.dropout)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        for lin in (self.w_forward, self.w_reverse, self.w_self, self.w_rel):
-            lin.reset_parameters()
+        for emb in self.embeddings.values():
+            nn.init.normal_(emb.weight, std=0.1)
+        nn.init.normal_(self.relations.weight, std=0.1)
+        for m in list(self.projections.values()) + list(self.layers):
+            m.reset_parameters()
 
-    def forward(self, x: Tensor, rel: Tensor, graph: RelationalGraph) -> tuple[Tensor, Tensor]:
-        src, dst = graph.edge_index
-        z = rel[graph.edge_type]
-        msg = x[src] * z if self.composition == "mult" else x[src] - z
-        # W_dir is linear, so aggregate per direction first and transform N rows, not E.
-        rev = graph.reverse[graph.edge_type]
-        msg = msg * graph.norm.unsqueeze(1).to(x.dtype)
-        agg = x.new_zeros(2 * x.shape[0], x.shape[1]).index_add_(0, dst + rev.long() * x.shape[0], msg)
-        out = self.w_self(x) + self.w_forward(agg[: x.shape[0]]) + self.w_reverse(agg[x.shape[0]:])
-        return out, self.w_rel(rel)
+    @property
+    def out_dim(self) -> int:
+        c = self.config
+        return c.dim * (c.layers + 1) if c.combine == "concat" else c.dim
+
+    def inputs(self) -> Tensor:
+        """``h^{(0)}``: ``[N, dim]``, node types in ``sizes`` order."""
+        parts = []
+        for t, emb in self.embeddings.items():
+            x = emb.weight
+            if t in self.projections:
+                x = x + self.projections[t](getattr(self, f"features_{t}"))
+            parts.append(x)
+        return torch.cat(parts)
+
+    def forward(self, graph: RelationalGraph) -> "EncoderOutput":
+        h0, z = self.inputs(), self.relations.weight
+        h, outs = h0, [h0]
+        for layer in self.layers:
+            h, z = layer(self.dropout(h), z, graph)
+            h = self.activation(h)
+            outs.append(h)
+        if self.config.combine == "mean":
+            h = torch.stack(outs).mean(0)
+        elif self.config.combine == "concat":
+            h = torch.cat(outs, 1)
+        return EncoderOutput(h, z, h0)

@@ -1,0 +1,87 @@
+"""Top-K ranking metrics from ranked lists.
+
+Conventions (also in the README):
+- ``hits[u, j]`` is true when the j-th ranked item of user u is relevant.
+- Recall@K divides by the user's number of relevant items ``n_u``; NDCG@K's
+  ideal DCG places ``min(n_u, K)`` relevant items first; MAP@K divides by
+  ``min(n_u, K)``; HR@K is 1 if any hit; MRR@K is 1/rank of the first hit, 0 if none.
+- Users without relevant items are not scored: the caller leaves them out.
+- Ranking ties are broken by the lower item index (see :func:`top_k`), so
+  lists and metrics are deterministic.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+METRICS = ("recall", "ndcg", "hr", "precision", "mrr", "map")
+
+
+def top_k(scores: Tensor, k: int) -> Tensor:
+    """``[B, k]`` column indices of the k best scores per row, best first; equal
+    scores are ordered by the lower index. ``-inf`` marks excluded items."""
+    k = min(k, scores.shape[1])
+    vals, idx = scores.topk(k, dim=1)
+    thr = vals[:, -1:]
+    if not bool(((scores >= thr).sum(1) > k).any()):
+        # no tie straddles the cut: the top-k set is exact, only its order needs the tie rule
+        idx = idx.sort(dim=1).values
+    else:
+        above = scores > thr
+        tied = scores == thr
+        room = k - above.sum(1, keepdim=True)
+        chosen = above | (tied & (tied.cumsum(1) <= room))
+        idx = chosen.nonzero()[:, 1].view(scores.shape[0], k)
+    order = scores.gather(1, idx).sort(dim=1, descending=True, stable=True).indices
+    return idx.gather(1, order)
+
+
+def hit_matrix(top: Tensor, relevant: list[Tensor] | tuple[Tensor, Tensor], num_items: int) -> Tensor:
+    """``[U, K]`` bool: is ``top[u, j]`` among user u's relevant items.
+
+    ``relevant`` is a CSR pair ``(indptr [U+1], items [nnz])`` or a list of U tensors.
+    """
+    indptr, items = _csr(relevant)
+    counts = indptr[1:] - indptr[:-1]
+    rows = torch.repeat_interleave(torch.arange(len(counts), device=items.device), counts)
+    keys = rows * num_items + items
+    cand = torch.arange(top.shape[0], device=top.device).unsqueeze(1) * num_items + top
+    return torch.isin(cand, keys.to(top.device))
+
+
+def ranking_metrics(hits: Tensor, num_relevant: Tensor, ks: list[int] | tuple[int, ...]) -> dict[str, Tensor]:
+    """Per-user metrics ``{"ndcg@10": [U], ...}`` from ``hits`` ``[U, K_max]`` and
+    ``num_relevant`` ``[U]`` (all > 0)."""
+    hits = hits.float()
+    n = num_relevant.to(hits.device).float()
+    if bool((n <= 0).any()):
+        raise ValueError("every scored user needs at least one relevant item")
+    kmax = hits.shape[1]
+    pos = torch.arange(1, kmax + 1, device=hits.device, dtype=torch.float32)
+    discount = 1.0 / torch.log2(pos + 1)
+    out: dict[str, Tensor] = {}
+    for k in ks:
+        if k > kmax:
+            raise ValueError(f"K={k} exceeds the ranked list length {kmax}")
+        h = hits[:, :k]
+        nh = h.sum(1)
+        ideal_n = torch.minimum(n, torch.tensor(float(k), device=n.device))
+        idcg = torch.cumsum(discount[:k], 0)[(ideal_n - 1).long()]
+        first = torch.where(h.any(1), h.argmax(1).float() + 1, torch.full_like(nh, float("inf")))
+        prec_at = torch.cumsum(h, 1) / pos[:k]
+        out[f"recall@{k}"] = nh / n
+        out[f"ndcg@{k}"] = (h * discount[:k]).sum(1) / idcg
+        out[f"hr@{k}"] = (nh > 0).float()
+        out[f"precision@{k}"] = nh / k
+        out[f"mrr@{k}"] = 1.0 / first
+        out[f"map@{k}"] = (prec_at * h).sum(1) / ideal_n
+    return out
+
+
+def _csr(relevant: list[Tensor] | tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    if isinstance(relevant, tuple):
+        return relevant
+    counts = torch.tensor([len(r) for r in relevant], dtype=torch.long)
+    indptr = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
+    items = torch.cat([torch.as_tensor(r, dtype=torch.long) for r in relevant]) if relevant else torch.empty(0, dtype=torch.long)
+    return indptr, items

@@ -1,0 +1,111 @@
+"""Full-ranking evaluation: every user with held-out items is ranked against all
+items of the domain, with their own training (and, at test time, validation)
+items filtered out, as in PyKEEN's filtered setting.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from kgrec.eval.metrics import hit_matrix, ranking_metrics, top_k
+from kgrec.graph.artifact import TARGET, GraphArtifact
+
+
+@dataclass
+class RankingTask:
+    """Who is ranked against what.
+
+    Attributes:
+        users: ``[U]`` user indices (``user`` node type) with at least one relevant item.
+        items: ``[M]`` candidate item indices (``item`` node type).
+        relevant: CSR ``(indptr [U+1], positions into items)``: the held-out items.
+        exclude: CSR, same layout: the items filtered out of each user's ranking.
+        split: the held-out split's name.
+    """
+
+    users: Tensor
+    items: Tensor
+    relevant: tuple[Tensor, Tensor]
+    exclude: tuple[Tensor, Tensor]
+    split: str = "valid"
+
+    def subset(self, mask: Tensor) -> "RankingTask":
+        """The same task restricted to the users where ``mask`` ``[U]`` is true."""
+        return RankingTask(self.users[mask], self.items, _rows(self.relevant, mask), _rows(self.exclude, mask), self.split)
+
+
+def _group(users: Tensor, positions: Tensor, order_users: Tensor) -> tuple[Tensor, Tensor]:
+    """CSR of ``positions`` grouped by ``users``, one row per entry of ``order_users``."""
+    row_of = {int(u): r for r, u in enumerate(order_users.tolist())}
+    rows = torch.tensor([row_of.get(int(u), -1) for u in users.tolist()], dtype=torch.long)
+    keep = rows >= 0
+    rows, positions = rows[keep], positions[keep]
+    order = torch.argsort(rows * (positions.max().item() + 1 if len(positions) else 1) + positions)
+    rows, positions = rows[order], positions[order]
+    counts = torch.bincount(rows, minlength=len(order_users))
+    return torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)]), positions
+
+
+def _rows(csr: tuple[Tensor, Tensor], mask: Tensor) -> tuple[Tensor, Tensor]:
+    indptr, items = csr
+    counts = (indptr[1:] - indptr[:-1])
+    owner = torch.repeat_interleave(torch.arange(len(counts)), counts)
+    keep = mask[owner]
+    new_counts = counts[mask]
+    return torch.cat([torch.zeros(1, dtype=torch.long), new_counts.cumsum(0)]), items[keep]
+
+
+def ranking_task(artifact: GraphArtifact, split: str = "valid", domain: str = TARGET,
+                 exclude: tuple[str, ...] = ("train",)) -> RankingTask:
+    """The ranking task of one held-out split of ``domain``: users with held-out
+    items, ranked over all the domain's items, with the ``exclude`` splits filtered."""
+    items = artifact.items_of(domain)
+    pos_of = torch.full((int(artifact.data["item"].num_nodes),), -1, dtype=torch.long)
+    pos_of[items] = torch.arange(len(items))
+    held = artifact.split(split, domain)
+    held = torch.unique(held, dim=1)
+    users = torch.unique(held[0])
+    relevant = _group(held[0], pos_of[held[1]], users)
+    seen = [artifact.split(s, domain) for s in exclude]
+    seen = torch.cat(seen, 1) if seen else torch.empty(2, 0, dtype=torch.long)
+    return RankingTask(users, items, relevant, _group(seen[0], pos_of[seen[1]], users), split)
+
+
+def rank(score_fn: Callable[[Tensor], Tensor], task: RankingTask, k: int, memory_mb: int = 256,
+         device: torch.device | str = "cpu") -> Tensor:
+    """``[U, k]`` positions into ``task.items`` of each user's top k, excluded items filtered.
+
+    ``score_fn(users [B])`` returns ``[B, M]`` scores; users go in batches whose
+    score matrix fits in about ``memory_mb``.
+    """
+    m = len(task.items)
+    batch = max(1, (memory_mb * 2**20) // (4 * max(m, 1) * 3))
+    ex_ptr, ex_items = task.exclude
+    out = []
+    for start in range(0, len(task.users), batch):
+        end = min(start + batch, len(task.users))
+        scores = score_fn(task.users[start:end].to(device)).float()
+        lo, hi = int(ex_ptr[start]), int(ex_ptr[end])
+        rows = torch.repeat_interleave(torch.arange(end - start), ex_ptr[start + 1:end + 1] - ex_ptr[start:end])
+        scores[rows.to(scores.device), ex_items[lo:hi].to(scores.device)] = float("-inf")
+        out.append(top_k(scores, k).cpu())
+    return torch.cat(out) if out else torch.empty(0, k, dtype=torch.long)
+
+
+def evaluate(score_fn: Callable[[Tensor], Tensor], task: RankingTask, ks: tuple[int, ...] = (10, 20),
+             memory_mb: int = 256, device: torch.device | str = "cpu") -> dict[str, Tensor]:
+    """Per-user metrics ``{"ndcg@10": [U], ...}`` (see :mod:`kgrec.eval.metrics`) of ``task``."""
+    top = rank(score_fn, task, max(ks), memory_mb, device)
+    indptr, _ = task.relevant
+    hits = hit_matrix(top, task.relevant, len(task.items))
+    if hits.shape[1] < max(ks):  # fewer candidates than K: the list is all of them
+        hits = torch.cat([hits, hits.new_zeros(hits.shape[0], max(ks) - hits.shape[1])], 1)
+    return ranking_metrics(hits, indptr[1:] - indptr[:-1], ks)
+
+
+def mean_metrics(per_user: dict[str, Tensor]) -> dict[str, float]:
+    """The mean over users of each metric."""
+    return {k: float(v.mean()) if len(v) else float("nan") for k, v in per_user.items()}

@@ -1,0 +1,110 @@
+"""TOML config files read key by key, so that every error names the file and the dotted key.
+
+Graph specs and training configs both go through :class:`TomlTable`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from kgrec.errors import SpecError
+
+
+def read_toml(path: str | Path, what: str = "config") -> dict:
+    """Parse a TOML file.
+
+    Raises:
+        SpecError: the file is missing or is not valid TOML.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(path, "<file>", f"{what} file not found ({path})")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(path, "<toml>", f"invalid TOML: {e}") from None
+
+
+class TomlTable:
+    """A TOML table being consumed key by key, so leftovers can be reported."""
+
+    def __init__(self, path: str, prefix: str, data: Any):
+        self.path, self.prefix = path, prefix
+        if not isinstance(data, dict):
+            raise SpecError(path, prefix or "<root>", f"expected a table, got {type(data).__name__}")
+        self.data = dict(data)
+        self.seen: set[str] = set()
+
+    def key(self, k: str) -> str:
+        return f"{self.prefix}.{k}" if self.prefix else k
+
+    def err(self, k: str, msg: str) -> SpecError:
+        return SpecError(self.path, self.key(k), msg)
+
+    def get(self, k: str, typ: type | tuple, default: Any = ..., choices: tuple | None = None,
+            lo: float | None = None, hi: float | None = None) -> Any:
+        self.seen.add(k)
+        if k not in self.data:
+            if default is ...:
+                raise self.err(k, "is required")
+            return default
+        v = self.data[k]
+        types = typ if isinstance(typ, tuple) else (typ,)
+        if float in types and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
+            names = " or ".join(t.__name__ for t in types)
+            raise self.err(k, f"expected {names}, got {v!r}")
+        if choices is not None and v not in choices:
+            raise self.err(k, f"expected one of {', '.join(map(str, choices))}, got {v!r}")
+        if lo is not None and v < lo:
+            raise self.err(k, f"must be >= {lo}, got {v}")
+        if hi is not None and v > hi:
+            raise self.err(k, f"must be <= {hi}, got {v}")
+        return v
+
+    def sub(self, k: str) -> "TomlTable | None":
+        self.seen.add(k)
+        return TomlTable(self.path, self.key(k), self.data[k]) if k in self.data else None
+
+    def subs(self, k: str) -> list["TomlTable"]:
+        self.seen.add(k)
+        items = self.data.get(k, [])
+        if not isinstance(items, list):
+            raise self.err(k, "expected an array of tables ([[...]])")
+        return [TomlTable(self.path, f"{self.key(k)}[{i}]", t) for i, t in enumerate(items)]
+
+    def done(self) -> None:
+        for k in self.data:
+            if k not in self.seen:
+                close = difflib.get_close_matches(k, sorted(self.seen), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(sorted(self.seen))})"
+                raise self.err(k, f"unknown key{hint}")
+
+
+def read_dataclass(cls: type, t: "TomlTable | None", **overrides: Any) -> Any:
+    """Fill the flat dataclass ``cls`` from table ``t``; a field's default gives its type.
+
+    A field's ``metadata`` may hold ``choices`` (allowed values), ``lo`` and
+    ``hi`` (bounds); a default of ``None`` means an optional string.
+    """
+    values = {}
+    for f in dataclasses.fields(cls):
+        default = f.default
+        if f.name in overrides:
+            default = overrides[f.name]
+        if t is None:
+            values[f.name] = default
+            continue
+        typ = str if default is None else (float if isinstance(default, float) else type(default))
+        if typ is float:
+            typ = (float,)
+        v = t.get(f.name, typ, default, choices=f.metadata.get("choices"), lo=f.metadata.get("lo"),
+                  hi=f.metadata.get("hi"))
+        values[f.name] = v
+    if t is not None:
+        t.done()
+    return cls(**values)

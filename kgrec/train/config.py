@@ -1,0 +1,188 @@
+"""Training configuration: frozen dataclasses read from a TOML file.
+
+    graph = "artifacts/amazon_cloth_to_sport"   # a graph artifact (relative to this file)
+    mode = "transfer"                           # or "target_only"
+    seed = 0
+    device = "cpu"                              # "cuda", "cuda:1", or "auto"
+    [model]        dim, layers, layer, composition, combine, head, item_features, ...
+    [loss]         loss, negatives, sampler, source_weight, target_weight, kg_weight, align, ...
+    [pretrain]     epochs, lr, batch_size, patience, ...
+    [finetune]     mode = "full" | "upper" | "frozen", upper_layers, epochs, lr, ...
+    [target_only]  epochs, lr, batch_size, patience, ...
+    [eval]         k, ks, memory_mb
+
+Every key is optional except ``graph``; see ``kgrec train --help`` and the README.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kgrec.errors import SpecError
+from kgrec.models.encoder import ModelConfig
+from kgrec.tomlconfig import TomlTable, read_dataclass, read_toml
+
+MODES = ("transfer", "target_only")
+FINETUNE_MODES = ("full", "upper", "frozen")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Pre-training loss ``L = source_weight·L_S + target_weight·L_T + kg_weight·L_KG + align_weight·L_align``
+    (fine-tuning uses ``L_T`` alone), plus ``l2`` on the batch's input embeddings."""
+
+    loss: str = field(default="bpr", metadata={"choices": ("bpr", "bce")})
+    negatives: int = field(default=1, metadata={"lo": 1})
+    sampler: str = field(default="uniform", metadata={"choices": ("uniform", "popularity")})
+    source_weight: float = field(default=1.0, metadata={"lo": 0.0})
+    target_weight: float = field(default=1.0, metadata={"lo": 0.0})
+    kg_weight: float = field(default=0.1, metadata={"lo": 0.0})
+    kg_loss: str = field(default="transe", metadata={"choices": ("transe", "distmult")})
+    kg_batch_size: int = field(default=2048, metadata={"lo": 1})
+    align: str = field(default="none", metadata={"choices": ("none", "mmd", "adversarial")})
+    align_weight: float = field(default=0.1, metadata={"lo": 0.0})
+    l2: float = field(default=1e-4, metadata={"lo": 0.0})
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One training stage: Adam for up to ``epochs`` epochs (an epoch is one pass over
+    the target training interactions), early stopping after ``patience`` epochs
+    without a better validation score."""
+
+    epochs: int = field(default=40, metadata={"lo": 0})
+    lr: float = field(default=0.005, metadata={"lo": 0.0})
+    batch_size: int = field(default=4096, metadata={"lo": 1})
+    patience: int = field(default=5, metadata={"lo": 1})
+    weight_decay: float = field(default=0.0, metadata={"lo": 0.0})
+
+
+@dataclass(frozen=True)
+class FinetuneConfig(StageConfig):
+    """Fine-tuning on the target: ``mode`` ``full`` (everything), ``upper`` (the last
+    ``upper_layers`` layers and the head) or ``frozen`` (the head only)."""
+
+    mode: str = field(default="full", metadata={"choices": FINETUNE_MODES})
+    upper_layers: int = field(default=1, metadata={"lo": 1})
+    lr: float = field(default=0.001, metadata={"lo": 0.0})
+    epochs: int = field(default=20, metadata={"lo": 0})
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Validation: early stopping on full-ranking NDCG@``k``; reports at ``ks``."""
+
+    k: int = field(default=10, metadata={"lo": 1})
+    ks: tuple[int, ...] = (10, 20)
+    memory_mb: int = field(default=256, metadata={"lo": 1})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A training run: which graph, which mode, and every setting of every stage."""
+
+    graph: str
+    mode: str = "transfer"
+    seed: int = 0
+    device: str = "cpu"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    pretrain: StageConfig = field(default_factory=StageConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    target_only: StageConfig = field(default_factory=StageConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _eval(t: TomlTable | None) -> EvalConfig:
+    if t is None:
+        return EvalConfig()
+    k = t.get("k", int, 10, lo=1)
+    ks = t.get("ks", list, [10, 20])
+    if not ks or not all(isinstance(x, int) and x >= 1 for x in ks):
+        raise t.err("ks", f"expected a list of positive integers, got {ks!r}")
+    mem = t.get("memory_mb", int, 256, lo=1)
+    t.done()
+    return EvalConfig(k, tuple(sorted(set(ks) | {k})), mem)
+
+
+def parse_config(data: dict, path: str = "<config>", root: str | Path = ".") -> TrainConfig:
+    """Validate a parsed TOML table into a :class:`TrainConfig`; ``graph`` is resolved against ``root``.
+
+    Raises:
+        SpecError: naming the file and the dotted key.
+    """
+    t = TomlTable(path, "", data)
+    graph = t.get("graph", str)
+    graph_path = Path(graph)
+    if not graph_path.is_absolute():
+        graph_path = Path(root) / graph_path
+    cfg = TrainConfig(
+        graph=str(graph_path),
+        mode=t.get("mode", str, "transfer", choices=MODES),
+        seed=t.get("seed", int, 0, lo=0),
+        device=t.get("device", str, "cpu"),
+        model=read_dataclass(ModelConfig, t.sub("model")),
+        loss=read_dataclass(LossConfig, t.sub("loss")),
+        pretrain=read_dataclass(StageConfig, t.sub("pretrain")),
+        finetune=read_dataclass(FinetuneConfig, t.sub("finetune")),
+        target_only=read_dataclass(StageConfig, t.sub("target_only")),
+        eval=_eval(t.sub("eval")),
+    )
+    t.done()
+    if cfg.finetune.mode == "frozen" and cfg.model.head == "dot" and cfg.mode == "transfer":
+        raise SpecError(path, "finetune.mode", "'frozen' trains the head only, and the 'dot' head has no "
+                                               "parameters: choose model.head = 'distmult', 'bilinear' or 'mlp'")
+    if cfg.finetune.mode == "upper" and cfg.finetune.upper_layers > cfg.model.layers:
+        raise SpecError(path, "finetune.upper_layers",
+                        f"{cfg.finetune.upper_layers} exceeds model.layers = {cfg.model.layers}")
+    return cfg
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read and validate a training config TOML file."""
+    path = Path(path)
+    return parse_config(read_toml(path, "config"), str(path), path.parent)
+
+
+def to_toml(cfg: TrainConfig) -> str:
+    """The resolved config as TOML (every key written, so a run can be repeated from it)."""
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    d = cfg.to_dict()
+    lines = [f"{k} = {value(v)}" for k, v in d.items() if not isinstance(v, dict)]
+    for k, v in d.items():
+        if isinstance(v, dict):
+            lines += ["", f"[{k}]"] + [f"{kk} = {value(vv)}" for kk, vv in v.items()]
+    return "\n".join(lines) + "\n"
+
+
+def make_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """A config from an optional TOML file plus dotted-key overrides, e.g.
+    ``{"graph": "artifacts/x", "pretrain.epochs": 5, "model.head": "distmult"}``.
+
+    Raises:
+        SpecError: a missing ``graph`` or any bad key, naming where it came from.
+    """
+    data: dict[str, Any] = read_toml(path, "config") if path is not None else {}
+    for key, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise SpecError(path or "<overrides>", key, f"'{part}' is not a table")
+        node[leaf] = value
+    root = Path(path).parent if path is not None else Path(".")
+    return parse_config(data, str(path) if path is not None else "<command line>", root)

@@ -1,0 +1,411 @@
+"""Transfer training, start to finish, in one visible loop.
+
+``mode = "transfer"``: *pre-train* the model on the merged graph with
+``L = w_S·L_S + λ·L_T + μ·L_KG (+ ν·L_align)``, then *fine-tune* on the target
+(``L_T`` only) with the whole model, its upper layers, or the head trainable;
+message passing keeps running over the merged graph, so the source still
+informs the target. ``mode = "target_only"``: the same model trained from
+scratch on the target domain's own graph (``L_T + μ·L_KG``), the control for
+the transfer gain.
+
+Every epoch: one pass over the target's training interactions, validation by
+full-ranking NDCG@k on the target's validation split, an atomic checkpoint.
+Only training interactions are ever edges or loss terms; validation and test
+interactions are used to score, never to train.
+
+Run directory::
+
+    config.toml          the resolved config (every key)
+    run.json             seed, device, versions, graph, timings, per-stage best epochs
+    metrics.csv          one row per epoch: losses, validation metrics, seconds
+    events/              TensorBoard event files
+    checkpoints/<stage>.pt  the last epoch of each stage (for --resume)
+    model.pt             the final weights and what is needed to rebuild the model
+    results.json         final validation and test metrics
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import dataclasses
+import io
+import json
+import math
+import platform
+import shutil
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from kgrec.atomic import atomic_file
+from kgrec.errors import KgrecError
+from kgrec.eval import METRICS, RankingTask, evaluate, mean_metrics, ranking_task
+from kgrec.graph.artifact import INTERACTS, SOURCE, TARGET, GraphArtifact, load_graph
+from kgrec.graph.views import target_only
+from kgrec.models import RelationalGraph, TransferModel
+from kgrec.models.encoder import ModelConfig
+from kgrec.models.features import load_vectors, text_features
+from kgrec.models.heads import MLPHead
+from kgrec.train.config import StageConfig, TrainConfig, to_toml
+from kgrec.train.losses import RANKING_LOSSES, adversarial_loss, kg_loss, mmd
+from kgrec.train.sampling import NegativeSampler
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: where the run lives and how it scored."""
+
+    run_dir: Path
+    valid: dict[str, float]
+    test: dict[str, float]
+    history: pd.DataFrame
+    model: TransferModel
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else as given.
+
+    Raises:
+        KgrecError: CUDA asked for but not available.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise KgrecError(f"device {name!r} asked for, but CUDA is not available here (use device = \"cpu\" or \"auto\")")
+    return dev
+
+
+def item_features(artifact: GraphArtifact, config: ModelConfig, seed: int) -> dict[str, Tensor]:
+    """The item input features ``config.item_features`` asks for (``{}`` for ``"none"``)."""
+    if config.item_features == "none":
+        return {}
+    items = artifact.nodes["item"]
+    if config.item_features == "text":
+        texts = items["text"].tolist() if "text" in items.columns else []
+        if not any(isinstance(t, str) and t.strip() for t in texts):
+            raise KgrecError("model.item_features = \"text\", but the graph's items have no text "
+                             "(give the spec's items a title/text column)")
+        return {"item": torch.from_numpy(text_features(texts, config.text_dim, seed))}
+    return {"item": torch.from_numpy(load_vectors(config.item_features, items["id"].astype(str).tolist()))}
+
+
+@dataclass
+class _Batches:
+    """Training data of one stage, as type-local indices (CPU)."""
+
+    pairs: dict[str, Tensor]               # domain -> [2, P] (user, item)
+    samplers: dict[str, NegativeSampler]
+    kg: Tensor                             # [3, T] flat head, relation, flat tail
+    kg_tail_offset: Tensor                 # [R] flat offset of each relation's tail type
+    kg_tail_size: Tensor                   # [R] number of nodes of that type
+
+
+def _batches(artifact: GraphArtifact, graph: RelationalGraph, domains: tuple[str, ...], config: TrainConfig) -> _Batches:
+    num_users = int(artifact.data["user"].num_nodes)
+    pairs, samplers = {}, {}
+    for dom in domains:
+        p = artifact.split("train", dom)
+        pairs[dom] = p
+        samplers[dom] = NegativeSampler(p[0], p[1], artifact.items_of(dom), num_users, config.loss.sampler)
+    interaction = {INTERACTS[SOURCE][1], INTERACTS[TARGET][1]}
+    is_kg = torch.tensor([not rev and rel not in interaction
+                          for rev, (_, rel, _) in zip(graph.reverse.tolist(), graph.relations)], dtype=torch.bool)
+    et = graph.edge_type.cpu()
+    m = is_kg[et]
+    kg = torch.stack([graph.edge_index[0].cpu()[m], et[m], graph.edge_index[1].cpu()[m]])
+    off = torch.tensor([graph.offsets[d] for _, _, d in graph.relations], dtype=torch.long)
+    size = torch.tensor([graph.sizes[d] for _, _, d in graph.relations], dtype=torch.long)
+    return _Batches(pairs, samplers, kg, off, size)
+
+
+def _trainable(model: TransferModel, stage: str, config: TrainConfig) -> list[torch.nn.Parameter]:
+    """Set ``requires_grad`` for ``stage`` and return the parameters to optimise."""
+    for p in model.parameters():
+        p.requires_grad_(True)
+    if stage == "finetune":
+        unused = [model.heads["source"], model.kg_relations, model.discriminator]
+        mode = config.finetune.mode
+        if mode in ("frozen", "upper"):
+            unused.append(model.encoder)
+        for m in unused:
+            for p in (m.parameters() if m is not None else []):
+                p.requires_grad_(False)
+        if mode == "upper":
+            for layer in model.encoder.layers[-config.finetune.upper_layers:]:
+                for p in layer.parameters():
+                    p.requires_grad_(True)
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def _interaction_loss(model: TransferModel, h: Tensor, domain: str, users: Tensor, pos: Tensor,
+                      data: _Batches, graph: RelationalGraph, config: TrainConfig, gen: torch.Generator):
+    """Ranking loss of a batch of (user, positive) pairs of ``domain`` against sampled negatives;
+    also returns the flat node rows it touched (for L2 and alignment)."""
+    neg = data.samplers[domain].sample(users, config.loss.negatives, gen)
+    b, k = neg.shape
+    rows = torch.cat([users + graph.offsets["user"], pos + graph.offsets["item"],
+                      neg.reshape(-1) + graph.offsets["item"]]).to(h.device)
+    e = h[rows]  # one gather, so one scatter in the backward pass
+    hu, hp, hn = e[:b], e[b:2 * b], e[2 * b:].view(b, k, -1)
+    head = model.heads[domain]
+    s_pos = head.score(hu, hp)
+    s_neg = head.score(hu.unsqueeze(1).expand_as(hn), hn)
+    return RANKING_LOSSES[config.loss.loss](s_pos, s_neg), rows, e[b:2 * b]
+
+
+def _train_epoch(stage: str, epoch: int, model: TransferModel, graph: RelationalGraph, data: _Batches,
+                 config: TrainConfig, cfg: StageConfig, opt: torch.optim.Optimizer, gen: torch.Generator,
+                 progress: bool) -> dict[str, float]:
+    lc = config.loss
+    target = data.pairs[TARGET]
+    n = target.shape[1]
+    perm = torch.randperm(n, generator=gen)
+    steps = max(1, math.ceil(n / cfg.batch_size))
+    frozen = stage == "finetune" and config.finetune.mode == "frozen"
+    fixed = None
+    if frozen:
+        with torch.no_grad():
+            fixed = model(graph)
+    use_kg = stage != "finetune" and lc.kg_weight > 0 and data.kg.shape[1] > 0
+    sums: dict[str, float] = defaultdict(float)
+    for s in tqdm(range(steps), desc=f"{stage} epoch {epoch}", leave=False, disable=not progress):
+        idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+        if frozen:
+            h, h0 = fixed, None
+        else:
+            enc = model.encoder(graph)
+            h, h0 = enc.h, enc.h0
+        loss_t, rows, h_items = _interaction_loss(model, h, TARGET, target[0, idx], target[1, idx], data, graph,
+                                                  config, gen)
+        parts = {"target": loss_t}
+        loss = (lc.target_weight if stage == "pretrain" else 1.0) * loss_t
+        if stage == "pretrain":
+            src = data.pairs[SOURCE]
+            j = torch.randint(src.shape[1], (len(idx),), generator=gen)
+            loss_s, src_rows, src_items = _interaction_loss(model, h, SOURCE, src[0, j], src[1, j], data, graph,
+                                                            config, gen)
+            parts["source"] = loss_s
+            loss = loss + lc.source_weight * loss_s
+            if lc.align != "none" and lc.align_weight > 0:
+                parts["align"] = (mmd(src_items, h_items) if lc.align == "mmd"
+                                  else adversarial_loss(model.discriminator, src_items, h_items))
+                loss = loss + lc.align_weight * parts["align"]
+            rows = torch.cat([rows, src_rows])
+        if use_kg:
+            t = torch.randint(data.kg.shape[1], (min(lc.kg_batch_size, data.kg.shape[1]),), generator=gen)
+            head_n, rel, tail = data.kg[:, t]
+            tail_neg = data.kg_tail_offset[rel] + (torch.rand(len(t), generator=gen) * data.kg_tail_size[rel]).long()
+            e = h[torch.cat([head_n, tail, tail_neg]).to(h.device)].view(3, len(t), -1)
+            parts["kg"] = kg_loss(e[0], model.kg_relations(rel.to(h.device)), e[1], e[2], lc.kg_loss)
+            loss = loss + lc.kg_weight * parts["kg"]
+        if lc.l2 > 0 and h0 is not None:
+            # per target pair, whatever else the batch holds
+            parts["l2"] = h0[rows].square().sum() / (2 * len(idx))
+            loss = loss + lc.l2 * parts["l2"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sums["loss"] += loss.item()
+        for k, v in parts.items():
+            sums[f"loss_{k}"] += v.item()
+    return {k: v / steps for k, v in sums.items()}
+
+
+def score_function(model: TransferModel, h: Tensor, graph: RelationalGraph, task: RankingTask) -> Callable[[Tensor], Tensor]:
+    """``users [B]`` -> ``[B, M]`` target-head scores against ``task.items``, from embeddings ``h``."""
+    items = h[task.items.to(h.device) + graph.offsets["item"]]
+    head = model.heads["target"]
+    return lambda users: head.score_all(h[users.to(h.device) + graph.offsets["user"]], items)
+
+
+@torch.no_grad()
+def validate(model: TransferModel, graph: RelationalGraph, task: RankingTask, ks: tuple[int, ...],
+             memory_mb: int = 256) -> dict[str, Tensor]:
+    """Per-user full-ranking metrics of ``model`` on ``task`` (eval mode, no gradients)."""
+    was = model.training
+    model.eval()
+    h = model(graph)
+    model.train(was)
+    if isinstance(model.heads["target"], MLPHead):
+        memory_mb = max(1, memory_mb // (2 * h.shape[1]))
+    return evaluate(score_function(model, h, graph, task), task, ks, memory_mb, h.device)
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    with atomic_file(path, "wb") as f:
+        f.write(buf.getvalue())
+
+
+def _write_history(out: Path, rows: list[dict]) -> None:
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    with atomic_file(out / "metrics.csv") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _run_stage(stage: str, cfg: StageConfig, model: TransferModel, graph: RelationalGraph, data: _Batches,
+               config: TrainConfig, task: RankingTask, out: Path, gen: torch.Generator, writer, history: list[dict],
+               resume: bool, progress: bool, log: Callable[[str], None]) -> dict:
+    ckpt = out / "checkpoints" / f"{stage}.pt"
+    params = _trainable(model, stage, config)
+    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    key = f"ndcg@{config.eval.k}"
+    st = {"epoch": 0, "best": -math.inf, "best_epoch": 0, "best_state": None, "bad": 0, "rows": [], "done": False,
+          "epoch_s": []}
+    if resume and ckpt.exists():
+        saved = torch.load(ckpt, map_location=graph.device, weights_only=True)
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        torch.set_rng_state(saved["rng"])
+        gen.set_state(saved["generator"])
+        st = saved["stage"]
+        log(f"{stage}: resumed after epoch {st['epoch']}" + (" (stage finished)" if st["done"] else ""))
+    elif stage == "finetune":
+        # the pre-trained model is the score to beat: fine-tuning can only improve on it
+        m = mean_metrics(validate(model, graph, task, config.eval.ks, config.eval.memory_mb))
+        st.update(best=m[key], best_state=copy.deepcopy(model.state_dict()))
+        st["rows"].append({"stage": stage, "epoch": 0, **{f"valid_{k}": v for k, v in m.items()}})
+    history += st["rows"]
+    for epoch in range(st["epoch"] + 1, cfg.epochs + 1):
+        if st["done"]:
+            break
+        t0 = time.perf_counter()
+        model.train()
+        losses = _train_epoch(stage, epoch, model, graph, data, config, cfg, opt, gen, progress)
+        train_s = time.perf_counter() - t0
+        m = mean_metrics(validate(model, graph, task, config.eval.ks, config.eval.memory_mb))
+        better = m[key] > st["best"]
+        if better:
+            st.update(best=m[key], best_epoch=epoch, best_state=copy.deepcopy(model.state_dict()), bad=0)
+        else:
+            st["bad"] += 1
+        row = {"stage": stage, "epoch": epoch, **losses, **{f"valid_{k}": v for k, v in m.items()},
+               "train_s": round(train_s, 3), "epoch_s": round(time.perf_counter() - t0, 3)}
+        st["rows"].append(row)
+        st["epoch_s"].append(train_s)
+        history.append(row)
+        step = {"pretrain": 0, "finetune": 10_000, "target_only": 0}[stage] + epoch
+        for k, v in row.items():
+            if isinstance(v, float):
+                writer.add_scalar(f"{stage}/{k}", v, step)
+        writer.flush()
+        _write_history(out, history)
+        log(f"{stage} epoch {epoch:>3}  loss {losses['loss']:.4f}  valid {key} {m[key]:.4f}"
+            f"  recall@{config.eval.k} {m[f'recall@{config.eval.k}']:.4f}  {train_s:.1f}s" + ("  *" if better else ""))
+        st["epoch"] = epoch
+        st["done"] = st["bad"] >= cfg.patience or epoch == cfg.epochs
+        _save_checkpoint(ckpt, {"model": model.state_dict(), "optimizer": opt.state_dict(), "rng": torch.get_rng_state(),
+                                "generator": gen.get_state(), "stage": st})
+    if not st["done"]:  # zero epochs configured, or resumed a finished stage
+        st["done"] = True
+    if st["best_state"] is not None:
+        model.load_state_dict(st["best_state"])
+    return {"best_epoch": st["best_epoch"], f"best_valid_{key}": st["best"], "epochs": st["epoch"],
+            "mean_epoch_s": (sum(st["epoch_s"]) / len(st["epoch_s"])) if st["epoch_s"] else None}
+
+
+def _versions() -> dict[str, str]:
+    import torch_geometric
+
+    from kgrec import __version__
+    return {"kgrec": __version__, "torch": torch.__version__, "torch_geometric": torch_geometric.__version__,
+            "python": platform.python_version()}
+
+
+def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False,
+          progress: bool = True, log: Callable[[str], None] = print) -> TrainResult:
+    """Train one run (transfer or target-only, per ``config.mode``) into ``out``.
+
+    Args:
+        config: the run's :class:`TrainConfig`.
+        out: the run directory.
+        resume: continue a killed run from its checkpoints (same seed and config -> same result).
+        overwrite: replace an existing run directory.
+        progress: show tqdm progress bars.
+        log: where one-line progress messages go.
+
+    Raises:
+        KgrecError: ``out`` holds another run, the graph is unusable, or the device is unavailable.
+    """
+    out = Path(out)
+    config = dataclasses.replace(config, graph=str(Path(config.graph).resolve()))
+    if out.exists() and any(out.iterdir()) and not resume:
+        if not overwrite:
+            raise KgrecError(f"run directory {out} exists: pass resume=True (--resume) to continue it "
+                             f"or overwrite=True (--overwrite) to replace it")
+        shutil.rmtree(out)
+    if resume and (out / "config.toml").exists():
+        from kgrec.train.config import load_config
+        saved = load_config(out / "config.toml")
+        if to_toml(saved) != to_toml(config):
+            raise KgrecError(f"{out} was started with another config ({out / 'config.toml'}); resume needs the same one")
+    device = resolve_device(config.device)
+    started = time.time()
+    artifact = load_graph(config.graph)
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    features = item_features(artifact, config.model, config.seed)
+    merged = RelationalGraph.from_hetero(artifact.data, device)
+    valid = ranking_task(artifact, "valid")
+    test = ranking_task(artifact, "test", exclude=("train", "valid"))
+    if len(valid.users) == 0:
+        raise KgrecError(f"{config.graph}: the target domain has no validation interactions, which early stopping "
+                         f"needs: give the target split a valid share (e.g. split = {{ method = \"ratio\" }} or "
+                         f"valid_from_train = \"loo\")")
+    model = TransferModel(merged.sizes, merged.num_relations, config.model, features,
+                          discriminator=config.loss.align == "adversarial").to(device)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_file(out / "config.toml") as f:
+        f.write(to_toml(config))
+    from torch.utils.tensorboard import SummaryWriter
+    writer = SummaryWriter(str(out / "events"))
+    history: list[dict] = []
+    summary: dict[str, dict] = {}
+    if config.mode == "transfer":
+        if artifact.split("train", SOURCE).shape[1] == 0:
+            raise KgrecError(f"{config.graph}: mode = \"transfer\" needs source training interactions; "
+                             f"this graph has none (use mode = \"target_only\")")
+        data = _batches(artifact, merged, (SOURCE, TARGET), config)
+        stages = [("pretrain", config.pretrain, merged), ("finetune", config.finetune, merged)]
+    else:
+        graph = RelationalGraph.from_hetero(target_only(artifact.data), device)
+        data = _batches(artifact, graph, (TARGET,), config)
+        stages = [("target_only", config.target_only, graph)]
+    for stage, cfg, graph in stages:
+        summary[stage] = _run_stage(stage, cfg, model, graph, data, config, valid, out, gen, writer, history,
+                                    resume, progress, log)
+    writer.close()
+    final_graph = stages[-1][2]
+    ks = config.eval.ks
+    valid_m = mean_metrics(validate(model, final_graph, valid, ks, config.eval.memory_mb))
+    test_m = mean_metrics(validate(model, final_graph, test, ks, config.eval.memory_mb)) if len(test.users) else {}
+    _save_checkpoint(out / "model.pt", {
+        "state_dict": model.state_dict(), "model_config": asdict(config.model), "sizes": merged.sizes,
+        "num_relations": merged.num_relations, "relations": merged.relations,
+        "feature_dims": {t: int(getattr(model.encoder, f"features_{t}").shape[1]) for t in model.encoder.projections},
+        "discriminator": model.discriminator is not None, "graph_view": "merged" if config.mode == "transfer" else "target_only"})
+    results = {"valid": valid_m, "test": test_m, "valid_users": len(valid.users), "test_users": len(test.users),
+               "metrics": list(METRICS), "ks": list(ks)}
+    with atomic_file(out / "results.json") as f:
+        json.dump(results, f, indent=2)
+    run = {"mode": config.mode, "seed": config.seed, "device": str(device), "graph": config.graph,
+           "graph_name": artifact.manifest.get("name"), "versions": _versions(), "stages": summary,
+           "seconds": round(time.time() - started, 1)}
+    with atomic_file(out / "run.json") as f:
+        json.dump(run, f, indent=2)
+    log(f"{config.mode}: valid ndcg@{config.eval.k} {valid_m[f'ndcg@{config.eval.k}']:.4f}"
+        + (f", test ndcg@{config.eval.k} {test_m[f'ndcg@{config.eval.k}']:.4f}" if test_m else "") + f"  -> {out}")
+    return TrainResult(out, valid_m, test_m, pd.DataFrame(history), model)

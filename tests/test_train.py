@@ -1,0 +1,189 @@
+"""Transfer training: stages, fine-tune modes, resume, determinism, and no leakage."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from kgrec.errors import KgrecError, SpecError
+from kgrec.graph.views import target_only
+from kgrec.train import trainer
+from kgrec.train.config import make_config, parse_config
+
+
+@pytest.fixture(scope="module")
+def artifact_dir(example_graph, tmp_path_factory):
+    return example_graph.save(tmp_path_factory.mktemp("graph") / "example")
+
+
+def config(graph, **overrides):
+    base = {"graph": str(graph), "model.dim": 8, "pretrain.epochs": 3, "finetune.epochs": 3,
+            "target_only.epochs": 3, "pretrain.batch_size": 4, "finetune.batch_size": 4, "target_only.batch_size": 4}
+    base.update(overrides)
+    return make_config(None, base)
+
+
+def run(cfg, out, **kw):
+    return trainer.train(cfg, out, progress=False, log=lambda m: None, **kw)
+
+
+def test_a_transfer_run_writes_every_file_of_the_run_directory(artifact_dir, tmp_path):
+    res = run(config(artifact_dir), tmp_path / "run")
+    names = {p.name for p in res.run_dir.iterdir()}
+    assert {"config.toml", "run.json", "metrics.csv", "events", "checkpoints", "model.pt", "results.json"} <= names
+    hist = pd.read_csv(res.run_dir / "metrics.csv")
+    assert list(hist["stage"].unique()) == ["pretrain", "finetune"]
+    assert {"loss_source", "loss_target", "loss_kg", "valid_ndcg@10", "valid_recall@20"} <= set(hist.columns)
+    results = json.loads((res.run_dir / "results.json").read_text())
+    assert set(results) >= {"valid", "test"} and 0 <= results["test"]["ndcg@10"] <= 1
+    assert any(p.name.startswith("events.out.tfevents") for p in (res.run_dir / "events").iterdir())
+    assert make_config(res.run_dir / "config.toml") == res_config(res)
+
+
+def res_config(res):
+    return make_config(res.run_dir / "config.toml")
+
+
+def test_the_same_seed_gives_the_same_numbers(artifact_dir, tmp_path):
+    a = run(config(artifact_dir), tmp_path / "a")
+    b = run(config(artifact_dir), tmp_path / "b")
+    assert a.valid == b.valid and a.test == b.test
+    c = run(config(artifact_dir, seed=1), tmp_path / "c")
+    assert not torch.equal(a.model.encoder.embeddings["user"].weight, c.model.encoder.embeddings["user"].weight)
+
+
+def best_pretrain_state(run_dir):
+    return torch.load(run_dir / "checkpoints" / "pretrain.pt", weights_only=True)["stage"]["best_state"]
+
+
+def test_frozen_fine_tuning_leaves_the_encoder_bit_identical(artifact_dir, tmp_path):
+    cfg = config(artifact_dir, **{"finetune.mode": "frozen", "model.head": "distmult", "finetune.lr": 0.1})
+    res = run(cfg, tmp_path / "run")
+    before = best_pretrain_state(res.run_dir)
+    after = res.model.state_dict()
+    enc = [k for k in after if k.startswith("encoder.")]
+    assert enc and all(torch.equal(before[k], after[k]) for k in enc)
+    finetuned = torch.load(res.run_dir / "checkpoints" / "finetune.pt", weights_only=True)["model"]
+    assert not torch.equal(finetuned["heads.target.weight"], before["heads.target.weight"])
+
+
+def test_upper_fine_tuning_trains_only_the_last_layers_and_the_head(artifact_dir, tmp_path):
+    cfg = config(artifact_dir, **{"finetune.mode": "upper", "finetune.upper_layers": 1, "model.head": "distmult",
+                                  "finetune.lr": 0.1})
+    res = run(cfg, tmp_path / "run")
+    before = best_pretrain_state(res.run_dir)
+    last = torch.load(res.run_dir / "checkpoints" / "finetune.pt", weights_only=True)["model"]
+    frozen = [k for k in last if k.startswith("encoder.") and not k.startswith("encoder.layers.1.")]
+    assert all(torch.equal(before[k], last[k]) for k in frozen)
+    assert not torch.equal(before["encoder.layers.1.w_forward.weight"], last["encoder.layers.1.w_forward.weight"])
+
+
+def test_frozen_mode_needs_a_head_with_parameters(artifact_dir):
+    with pytest.raises(SpecError, match="finetune.mode"):
+        config(artifact_dir, **{"finetune.mode": "frozen", "model.head": "dot"})
+
+
+def test_a_killed_run_resumes_to_the_same_result(artifact_dir, tmp_path, monkeypatch):
+    full = run(config(artifact_dir), tmp_path / "full")
+    real = trainer._train_epoch
+
+    def killed(stage, epoch, *args, **kwargs):
+        if stage == "finetune" and epoch == 2:
+            raise KeyboardInterrupt
+        return real(stage, epoch, *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "_train_epoch", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run(config(artifact_dir), tmp_path / "killed")
+    monkeypatch.setattr(trainer, "_train_epoch", real)
+    with pytest.raises(KgrecError, match="resume"):
+        run(config(artifact_dir), tmp_path / "killed")
+    resumed = run(config(artifact_dir), tmp_path / "killed", resume=True)
+    assert resumed.valid == full.valid and resumed.test == full.test
+    a = pd.read_csv(full.run_dir / "metrics.csv").filter(like="valid_")
+    b = pd.read_csv(resumed.run_dir / "metrics.csv").filter(like="valid_")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_resume_refuses_another_config(artifact_dir, tmp_path):
+    run(config(artifact_dir), tmp_path / "run")
+    with pytest.raises(KgrecError, match="another config"):
+        run(config(artifact_dir, seed=5), tmp_path / "run", resume=True)
+
+
+@pytest.mark.parametrize("mode", ["transfer", "target_only"])
+def test_no_held_out_target_interaction_reaches_message_passing_or_a_loss(artifact_dir, example_graph, tmp_path,
+                                                                         monkeypatch, mode):
+    held = torch.cat([example_graph.split("valid", "target"), example_graph.split("test", "target")], 1)
+    held = {(u, i) for u, i in held.T.tolist()}
+    assert held
+    seen_pairs, seen_edges = set(), set()
+    real_loss, real_forward = trainer._interaction_loss, trainer.TransferModel.forward
+    from kgrec.models.encoder import Encoder
+    real_encoder = Encoder.forward
+
+    def spy_loss(model, h, domain, users, pos, *args):
+        seen_pairs.update(zip(users.tolist(), pos.tolist()))
+        return real_loss(model, h, domain, users, pos, *args)
+
+    def spy_encoder(self, graph):
+        users, items = graph.node_slice("user"), graph.node_slice("item")
+        for s, d in graph.edge_index.T.tolist():
+            if users.start <= s < users.stop and items.start <= d < items.stop:
+                seen_edges.add((s - users.start, d - items.start))
+            if users.start <= d < users.stop and items.start <= s < items.stop:
+                seen_edges.add((d - users.start, s - items.start))
+        return real_encoder(self, graph)
+
+    monkeypatch.setattr(trainer, "_interaction_loss", spy_loss)
+    monkeypatch.setattr(Encoder, "forward", spy_encoder)
+    run(config(artifact_dir, mode=mode), tmp_path / "run")
+    assert seen_pairs and seen_edges
+    assert not held & seen_pairs
+    assert not held & seen_edges
+
+
+def test_the_target_only_view_has_no_source_interaction_or_source_item_edge(example_graph):
+    data = target_only(example_graph.data)
+    source_items = (example_graph.data["item"].domain == 0).nonzero().flatten().tolist()
+    assert data.edge_types == example_graph.data.edge_types
+    for (s, rel, d) in data.edge_types:
+        ei = data[s, rel, d].edge_index
+        assert "interacts_source" not in rel or ei.shape[1] == 0
+        if s == "item":
+            assert not set(ei[0].tolist()) & set(source_items)
+        if d == "item":
+            assert not set(ei[1].tolist()) & set(source_items)
+    assert data["user", "interacts_target", "item"].edge_index.shape[1] > 0
+
+
+def test_target_only_runs_one_stage_on_its_own_graph(artifact_dir, tmp_path):
+    res = run(config(artifact_dir, mode="target_only"), tmp_path / "run")
+    assert list(res.history["stage"].unique()) == ["target_only"]
+    assert json.loads((res.run_dir / "run.json").read_text())["stages"].keys() == {"target_only"}
+
+
+def test_config_errors_name_the_key(tmp_path):
+    with pytest.raises(SpecError, match="pretrain.epoch.*did you mean 'epochs'"):
+        parse_config({"graph": "g", "pretrain": {"epoch": 3}})
+    with pytest.raises(SpecError, match="model.head.*expected one of"):
+        parse_config({"graph": "g", "model": {"head": "cosine"}})
+    with pytest.raises(SpecError, match="graph.*required"):
+        parse_config({})
+    with pytest.raises(SpecError, match="finetune.upper_layers"):
+        parse_config({"graph": "g", "finetune": {"mode": "upper", "upper_layers": 5}})
+
+
+def test_a_missing_device_is_a_clear_error(artifact_dir, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(KgrecError, match="CUDA is not available"):
+        run(config(artifact_dir, device="cuda"), tmp_path / "run")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_training_runs_on_cuda(artifact_dir, tmp_path):
+    res = run(config(artifact_dir, device="cuda"), tmp_path / "run")
+    assert json.loads((res.run_dir / "run.json").read_text())["device"].startswith("cuda")
