@@ -1,11 +1,13 @@
-"""One training step (forward + backward of one layer) of kgrec's CompGCN layer
-against PyG's RGCNConv and FastRGCNConv, on the same real graph, width and
-device, side by side, at three graph sizes (a share of the edges kept).
+"""One training step (forward + backward through a stack of relational layers) of
+kgrec's default encoder layer, its R-GCN option, and PyG's RGCNConv and
+FastRGCNConv, on the same real graph, width, depth and device, side by side, at
+three graph sizes (a share of the edges kept).
 
-Each (layer, size) runs in its own subprocess so its peak RSS is its own; the
-table reports the RSS growth over the process after loading the graph.
+Each (layer, size) runs in its own subprocess so its peak memory is its own;
+on CPU the table reports the RSS growth over the process after loading the
+graph, on CUDA ``torch.cuda.max_memory_allocated``.
 
-    python benchmarks/encoder_speed.py --graph ml1m_to_ml100k --dim 64 [--device cuda]
+    python benchmarks/encoder_speed.py --graph ml1m_to_ml100k --dim 64 --layers 2 [--device cuda]
 """
 from __future__ import annotations
 
@@ -18,8 +20,8 @@ from pathlib import Path
 CHILD = r"""
 import json, resource, sys, time, torch
 from kgrec import build_graph, load_spec
-from kgrec.models import CompGCNLayer, RelationalGraph
-spec, layer_name, share, dim, device, steps = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), sys.argv[5], int(sys.argv[6])
+from kgrec.models import CompGCNLayer, RGCNLayer, RelationalGraph
+spec, name, share, dim, depth, device, steps = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6], int(sys.argv[7])
 torch.manual_seed(0)
 data = build_graph(load_spec(spec)).data
 for et in data.edge_types:
@@ -29,16 +31,29 @@ for et in data.edge_types:
 g = RelationalGraph.from_hetero(data, device)
 R, N, E = len(g.relations), g.num_nodes, g.edge_index.shape[1]
 x = torch.nn.Parameter(torch.randn(N, dim, device=device) * 0.1)
+rel = torch.nn.Parameter(torch.randn(R, dim, device=device) * 0.1)
+if device.startswith("cuda"):
+    torch.cuda.reset_peak_memory_stats()
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-if layer_name == "kgrec CompGCNLayer":
-    layer = CompGCNLayer(dim, dim).to(device)
-    rel = torch.nn.Parameter(torch.randn(R, dim, device=device))
-    step = lambda: layer(x, rel, g)[0]
+if name.startswith("kgrec"):
+    if "R-GCN" in name:
+        layers = [RGCNLayer(dim, dim, R, num_bases=8).to(device) for _ in range(depth)]
+    else:
+        layers = [CompGCNLayer(dim, dim, "mult" if "mult" in name else "sub").to(device) for _ in range(depth)]
+    def step():
+        h, z = x, rel
+        for layer in layers:
+            h, z = layer(h, z, g)
+        return h
 else:
     from torch_geometric.nn import FastRGCNConv, RGCNConv
-    cls = RGCNConv if layer_name == "PyG RGCNConv" else FastRGCNConv
-    layer = cls(dim, dim, R).to(device)
-    step = lambda: layer(x, g.edge_index, g.edge_type)
+    cls = RGCNConv if name == "PyG RGCNConv" else FastRGCNConv
+    layers = [cls(dim, dim, R, num_bases=8).to(device) for _ in range(depth)]
+    def step():
+        h = x
+        for layer in layers:
+            h = layer(h, g.edge_index, g.edge_type)
+        return h
 def run():
     out = step(); out.square().mean().backward()
     if device.startswith("cuda"): torch.cuda.synchronize()
@@ -51,27 +66,29 @@ if device.startswith("cuda"): peak = torch.cuda.max_memory_allocated() / 2**20
 print(json.dumps({"edges": E, "nodes": N, "relations": R, "step_s": dt, "peak_mb": peak}))
 """
 
-LAYERS = ("kgrec CompGCNLayer", "PyG FastRGCNConv", "PyG RGCNConv")
+LAYERS = ("kgrec CompGCN sub", "kgrec CompGCN mult", "kgrec R-GCN bases", "PyG RGCNConv", "PyG FastRGCNConv")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--graph", default="ml1m_to_ml100k", help="shipped spec name in graphs/")
     ap.add_argument("--dim", type=int, default=64)
+    ap.add_argument("--layers", type=int, default=2, help="depth of the stack")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--shares", default="0.25,0.5,1.0", help="shares of the edges to keep")
     ap.add_argument("--timeout", type=int, default=600, help="seconds per (layer, size) before it is reported as timed out")
     args = ap.parse_args()
     spec = Path(__file__).resolve().parents[1] / "graphs" / f"{args.graph}.toml"
-    print(f"graph {args.graph}, dim {args.dim}, device {args.device}, mean of {args.steps} steps (forward + backward)\n")
+    print(f"graph {args.graph}, dim {args.dim}, {args.layers} layers, R-GCN layers with 8 bases, device {args.device},"
+          f" mean of {args.steps} steps (forward + backward)\n")
     print(f"{'layer':<22}{'edges':>11}{'relations':>10}{'step s':>10}{'vs kgrec':>10}{'peak MiB':>10}")
     for share in args.shares.split(","):
         ref = None
         for name in LAYERS:
             try:
-                r = subprocess.run([sys.executable, "-c", CHILD, str(spec), name, share, str(args.dim), args.device,
-                                    str(args.steps)], capture_output=True, text=True, timeout=args.timeout)
+                r = subprocess.run([sys.executable, "-c", CHILD, str(spec), name, share, str(args.dim), str(args.layers),
+                                    args.device, str(args.steps)], capture_output=True, text=True, timeout=args.timeout)
             except subprocess.TimeoutExpired:
                 print(f"{name:<22}{'':>11}{'':>10}{'> ' + str(args.timeout):>10}")
                 continue
@@ -81,7 +98,8 @@ def main() -> None:
                 continue
             m = json.loads(r.stdout)
             ref = ref or m["step_s"]
-            print(f"{name:<22}{m['edges']:>11,}{m['relations']:>10}{m['step_s']:>10.3f}{m['step_s'] / ref:>9.1f}x{m['peak_mb']:>10.0f}")
+            print(f"{name:<22}{m['edges']:>11,}{m['relations']:>10}{m['step_s']:>10.3f}{m['step_s'] / ref:>9.1f}x"
+                  f"{m['peak_mb']:>10.0f}")
         print()
 
 

@@ -103,8 +103,11 @@ def _train(args: argparse.Namespace) -> int:
         raise KgrecError("give a config file or --graph DIR (a graph artifact built by 'kgrec build')")
     cfg = make_config(args.config, overrides)
     out = args.out or Path("runs") / f"{Path(cfg.graph).name}-{cfg.mode}-seed{cfg.seed}"
-    log = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
-    result = train(cfg, out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet, log=log)
+    from tqdm.auto import tqdm
+
+    log = (lambda _m: None) if args.quiet else (lambda m: tqdm.write(m, file=sys.stderr))
+    result = train(cfg, out, resume=args.resume, overwrite=args.overwrite,
+                   progress=not args.quiet and sys.stderr.isatty(), log=log)
     k = cfg.eval.k
     print(json.dumps({"run": str(result.run_dir), "valid": {m: round(v, 5) for m, v in result.valid.items()
                                                             if m.endswith(f"@{k}")},

@@ -74,11 +74,32 @@ def test_debug_flag_shows_the_traceback(tmp_path):
 
 
 def test_every_command_has_help_with_an_example():
-    for cmd in ("build", "info", "export-graph", "datasets"):
+    for cmd in ("build", "info", "export-graph", "datasets", "train"):
         r = run(cmd, "--help")
-        assert r.returncode == 0 and "example: kgrec" in r.stdout
+        assert r.returncode == 0 and ("example: kgrec" in r.stdout or "examples:\n  kgrec" in r.stdout), cmd
 
 
 def test_info_on_a_folder_that_is_not_an_artifact_says_how_to_make_one(tmp_path):
     r = run("info", tmp_path)
     assert r.returncode == 2 and "kgrec build SPEC --out DIR" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_train_from_a_graph_with_overrides_writes_a_run_and_prints_its_scores(tmp_path, capsys):
+    assert main(["build", str(EXAMPLE_SPEC), "--out", str(tmp_path / "g"), "--quiet"]) == 0
+    capsys.readouterr()
+    args = ["train", "--graph", str(tmp_path / "g"), "--out", str(tmp_path / "run"), "--quiet", "--seed", "3",
+            "--set", "pretrain.epochs=2", "--set", "finetune.epochs=1", "--set", "model.dim=8"]
+    assert main(args) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["run"] == str(tmp_path / "run") and "ndcg@10" in printed["valid"]
+    cfg = (tmp_path / "run" / "config.toml").read_text()
+    assert "seed = 3" in cfg and "dim = 8" in cfg
+    assert main(args) == 2  # the run exists: neither --resume nor --overwrite
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_train_without_a_graph_or_with_a_bad_key_fails_in_one_line(tmp_path):
+    r = run("train")
+    assert r.returncode == 2 and "--graph" in r.stderr and "Traceback" not in r.stderr
+    r = run("train", "--graph", tmp_path, "--set", "pretrain.epoch=2")
+    assert r.returncode == 2 and "did you mean 'epochs'" in r.stderr

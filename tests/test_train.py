@@ -187,3 +187,13 @@ def test_a_missing_device_is_a_clear_error(artifact_dir, tmp_path):
 def test_training_runs_on_cuda(artifact_dir, tmp_path):
     res = run(config(artifact_dir, device="cuda"), tmp_path / "run")
     assert json.loads((res.run_dir / "run.json").read_text())["device"].startswith("cuda")
+
+
+def test_every_shipped_training_config_parses():
+    from pathlib import Path
+
+    configs = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
+    assert configs
+    for path in configs:
+        cfg = make_config(path)
+        assert Path(cfg.graph).parent.name == "artifacts", path

@@ -53,8 +53,8 @@ class StageConfig:
     without a better validation score."""
 
     epochs: int = field(default=40, metadata={"lo": 0})
-    lr: float = field(default=0.005, metadata={"lo": 0.0})
-    batch_size: int = field(default=4096, metadata={"lo": 1})
+    lr: float = field(default=0.001, metadata={"lo": 0.0})
+    batch_size: int = field(default=2048, metadata={"lo": 1})
     patience: int = field(default=5, metadata={"lo": 1})
     weight_decay: float = field(default=0.0, metadata={"lo": 0.0})
 
@@ -66,8 +66,9 @@ class FinetuneConfig(StageConfig):
 
     mode: str = field(default="full", metadata={"choices": FINETUNE_MODES})
     upper_layers: int = field(default=1, metadata={"lo": 1})
-    lr: float = field(default=0.001, metadata={"lo": 0.0})
+    lr: float = field(default=0.0005, metadata={"lo": 0.0})
     epochs: int = field(default=20, metadata={"lo": 0})
+    patience: int = field(default=3, metadata={"lo": 1})
 
 
 @dataclass(frozen=True)
