@@ -3,11 +3,15 @@
 The public API, used by the CLI and the notebooks alike::
 
     import kgrec
-    spec = kgrec.load_spec("graphs/examples/movies_books.toml")
-    graph = kgrec.build_graph(spec)
+    graph = kgrec.build_graph(kgrec.load_spec("graphs/examples/movies_books.toml"))
     graph.save("artifacts/example")
-    graph = kgrec.load_graph("artifacts/example")
-    kgrec.graph_info(graph)
+    config = kgrec.make_config(overrides={"graph": "artifacts/example"})
+    result = kgrec.fit(config, "runs/example")            # pre-train -> fine-tune
+    run = kgrec.load_run("runs/example")
+    kgrec.recommend(run, "u1", k=5)
+    kgrec.explain(run, "u1", "books:solaris")
+    kgrec.export_embeddings(run, "exports/example", "parquet")
+    kgrec.evaluate_run(run)
 """
 from kgrec.errors import KgrecError
 from kgrec.graph.artifact import GraphArtifact, load_graph
@@ -15,7 +19,14 @@ from kgrec.graph.build import build_graph
 from kgrec.graph.export import export_graph, to_networkx
 from kgrec.graph.info import graph_info
 from kgrec.graph.spec import GraphSpec, load_spec
+from kgrec.serve import (Explanation, Run, evaluate_run, explain, export_embeddings, load_run, read_embeddings,
+                         read_history, recommend, recommend_from_history, recommend_many, update)
+from kgrec.train.config import TrainConfig, load_config, make_config
+from kgrec.train.trainer import TrainResult
+from kgrec.train.trainer import train as fit
 
 __version__ = "0.1.0"
-__all__ = ["GraphArtifact", "GraphSpec", "KgrecError", "build_graph", "export_graph", "graph_info", "load_graph",
-           "load_spec", "to_networkx", "__version__"]
+__all__ = ["Explanation", "GraphArtifact", "GraphSpec", "KgrecError", "Run", "TrainConfig", "TrainResult",
+           "build_graph", "evaluate_run", "explain", "export_embeddings", "export_graph", "fit", "graph_info",
+           "load_config", "load_graph", "load_run", "load_spec", "make_config", "read_embeddings", "read_history",
+           "recommend", "recommend_from_history", "recommend_many", "to_networkx", "update", "__version__"]

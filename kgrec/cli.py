@@ -21,6 +21,13 @@ EXAMPLES = {
     "train": "examples:\n  kgrec train --graph artifacts/example --out runs/example\n"
              "  kgrec train configs/amazon_cloth_to_sport.toml --seed 1 --set finetune.mode=upper\n"
              "  kgrec train --graph artifacts/example --mode target_only --set target_only.epochs=5",
+    "recommend": "examples:\n  kgrec recommend runs/example --user u1 --k 5\n"
+                 "  kgrec recommend runs/example --history my_movies.txt --explain\n"
+                 "  kgrec recommend runs/example --users users.txt --out recs.parquet",
+    "explain": "example: kgrec explain runs/example --user u1 --item books:solaris",
+    "export": "example: kgrec export runs/example --format faiss --out exports/example-faiss",
+    "update": "example: kgrec update runs/example --interactions new_feedback.csv --out runs/example-2 --epochs 3",
+    "evaluate": "example: kgrec evaluate runs/example --split test --ks 10,20",
 }
 
 
@@ -115,6 +122,100 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_recs(run, df, as_json: bool, explain_k: int) -> None:
+    from kgrec.serve import explain
+
+    rows = []
+    for user, recs in df.groupby("user", sort=False):
+        for r in recs.itertuples():
+            row = {"user": user, "rank": r.rank, "item": r.item, "label": r.label, "score": round(float(r.score), 5)}
+            if explain_k and user != "new":
+                row["paths"] = [e.text for e in explain(run, user, f"target:{r.item}", explain_k)]
+            rows.append(row)
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    for row in rows:
+        print(f"{row['user']:>8} {row['rank']:>3}  {row['score']:>9.4f}  {row['label']}  [{row['item']}]")
+        for p in row.get("paths", []):
+            print(f"{'':>16}because {p}")
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    from kgrec.serve import load_run, read_history, recommend_from_history, recommend_many
+
+    given = [x for x in (args.user, args.users, args.history) if x]
+    if len(given) != 1:
+        raise KgrecError("give exactly one of --user ID, --users FILE or --history FILE")
+    run = load_run(args.run, args.device)
+    if args.history:
+        df = recommend_from_history(run, read_history(run, args.history), args.k, not args.include_seen)
+    elif args.users:
+        path = Path(args.users)
+        if not path.is_file():
+            raise KgrecError(f"{path}: users file not found")
+        users = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        df = recommend_many(run, users, args.k, not args.include_seen)
+        if args.out:
+            from kgrec.atomic import atomic_file
+            with atomic_file(args.out, "wb") as f:
+                df.drop(columns="item_index").to_parquet(f, index=False)
+            print(f"{len(users):,} users, {len(df):,} recommendations -> {args.out}")
+            return 0
+    else:
+        df = recommend_many(run, [args.user], args.k, not args.include_seen)
+    _print_recs(run, df, args.json, args.paths if args.explain else 0)
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from kgrec.serve import explain, load_run
+
+    run = load_run(args.run, args.device)
+    paths = explain(run, args.user, args.item, args.paths)
+    if args.json:
+        print(json.dumps([{"score": e.score, "text": e.text, "nodes": e.nodes, "relations": e.relations}
+                          for e in paths], indent=1))
+    elif not paths:
+        print(f"no path of at most 4 edges joins user {args.user} to {args.item} in the graph")
+    for e in paths if not args.json else []:
+        print(f"{e.score:>9.5f}  {e.text}")
+    return 0
+
+
+def _export_embeddings(args: argparse.Namespace) -> int:
+    from kgrec.serve import export_embeddings, load_run
+
+    out = export_embeddings(load_run(args.run, args.device), args.out, args.format, args.overwrite)
+    print(f"{args.format} export -> {out}: " + ", ".join(sorted(p.name for p in out.iterdir())))
+    return 0
+
+
+def _update(args: argparse.Namespace) -> int:
+    from kgrec.serve import load_run, update
+
+    log = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    _, report = update(load_run(args.run, args.device), args.interactions, args.out, args.epochs, args.overwrite,
+                       progress=False, log=log)
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from kgrec.serve import evaluate_run, load_run
+
+    ks = tuple(int(k) for k in args.ks.split(","))
+    res = evaluate_run(load_run(args.run, args.device), args.split, ks)
+    if args.json:
+        print(json.dumps(res, indent=1))
+        return 0
+    names = [m for m in res["all"] if m != "users"]
+    print(f"{'group':<12}{'users':>8}" + "".join(f"{m:>13}" for m in names))
+    for group, m in res.items():
+        print(f"{group:<12}{m['users']:>8,}" + "".join(f"{m[n]:>13.4f}" for n in names))
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kgrec", description="Cross-domain recommendation over a knowledge graph.")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -157,6 +258,51 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     t.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
     t.set_defaults(func=_train)
+
+    def run_parser(name: str, help: str):
+        q = sub.add_parser(name, help=help, epilog=EXAMPLES[name], formatter_class=argparse.RawDescriptionHelpFormatter)
+        q.add_argument("run", help="run directory written by 'kgrec train'")
+        q.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+        return q
+
+    r = run_parser("recommend", "top-K target items for a user, a file of users, or a new user's history")
+    r.add_argument("--user", help="a user id of the graph")
+    r.add_argument("--users", help="file with one user id per line (batch mode; with --out writes Parquet)")
+    r.add_argument("--history", help="a new user's items, one per line ('domain:id' or a target item id)")
+    r.add_argument("--k", type=int, default=10)
+    r.add_argument("--include-seen", action="store_true", help="keep items the user already interacted with")
+    r.add_argument("--explain", action="store_true", help="print the KG paths behind each recommendation")
+    r.add_argument("--paths", type=int, default=2, help="paths per item with --explain")
+    r.add_argument("--json", action="store_true")
+    r.add_argument("--out", help="Parquet file for --users")
+    r.set_defaults(func=_recommend)
+
+    x = run_parser("explain", "the KG paths from a user to an item, ranked by the trained model")
+    x.add_argument("--user", required=True)
+    x.add_argument("--item", required=True, help="item id ('domain:id', or looked up in the target first)")
+    x.add_argument("--paths", type=int, default=3)
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(func=_explain)
+
+    o = run_parser("export", "export node embeddings (parquet, npy, projector, word2vec, faiss)")
+    o.add_argument("--format", default="parquet", choices=["parquet", "npy", "projector", "word2vec", "faiss"])
+    o.add_argument("--out", required=True, help="output directory (written atomically)")
+    o.add_argument("--overwrite", action="store_true")
+    o.set_defaults(func=_export_embeddings)
+
+    u = run_parser("update", "fold new interactions into a run and fine-tune from its weights")
+    u.add_argument("--interactions", required=True, help="CSV/TSV/Parquet with user, item[, domain]")
+    u.add_argument("--out", required=True, help="the new run directory")
+    u.add_argument("--epochs", type=int, default=3)
+    u.add_argument("--overwrite", action="store_true")
+    u.add_argument("--quiet", action="store_true")
+    u.set_defaults(func=_update)
+
+    v = run_parser("evaluate", "full-ranking metrics of a run on its held-out target split")
+    v.add_argument("--split", default="test", choices=["valid", "test"])
+    v.add_argument("--ks", default="10,20", help="comma-separated cut-offs")
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(func=_evaluate)
     return p
 
 

@@ -74,7 +74,8 @@ def test_debug_flag_shows_the_traceback(tmp_path):
 
 
 def test_every_command_has_help_with_an_example():
-    for cmd in ("build", "info", "export-graph", "datasets", "train"):
+    for cmd in ("build", "info", "export-graph", "datasets", "train", "recommend", "explain", "export", "update",
+                "evaluate"):
         r = run(cmd, "--help")
         assert r.returncode == 0 and ("example: kgrec" in r.stdout or "examples:\n  kgrec" in r.stdout), cmd
 
@@ -103,3 +104,30 @@ def test_train_without_a_graph_or_with_a_bad_key_fails_in_one_line(tmp_path):
     assert r.returncode == 2 and "--graph" in r.stderr and "Traceback" not in r.stderr
     r = run("train", "--graph", tmp_path, "--set", "pretrain.epoch=2")
     assert r.returncode == 2 and "did you mean 'epochs'" in r.stderr
+
+
+def test_the_run_commands_work_from_the_shell(tmp_path):
+    assert run("build", EXAMPLE_SPEC, "--out", tmp_path / "g", "--quiet").returncode == 0
+    r = run("train", "--graph", tmp_path / "g", "--out", tmp_path / "run", "--quiet", "--set", "pretrain.epochs=3",
+            "--set", "finetune.epochs=1")
+    assert r.returncode == 0, r.stderr
+    r = run("recommend", tmp_path / "run", "--user", "u1", "--k", "3", "--json", "--explain")
+    recs = json.loads(r.stdout)
+    assert r.returncode == 0 and len(recs) == 3 and all("paths" in x for x in recs)
+    (tmp_path / "users.txt").write_text("u1\nu2\n")
+    r = run("recommend", tmp_path / "run", "--users", tmp_path / "users.txt", "--out", tmp_path / "recs.parquet")
+    assert r.returncode == 0 and (tmp_path / "recs.parquet").exists()
+    r = run("explain", tmp_path / "run", "--user", "u6", "--item", "books:dune", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)
+    r = run("export", tmp_path / "run", "--format", "npy", "--out", tmp_path / "emb")
+    assert r.returncode == 0 and (tmp_path / "emb" / "embeddings.npy").exists()
+    r = run("evaluate", tmp_path / "run", "--json")
+    assert r.returncode == 0 and "ndcg@10" in json.loads(r.stdout)["all"]
+    (tmp_path / "fb.csv").write_text("user,item\nu1,foundation\nzed,dune\n")
+    r = run("update", tmp_path / "run", "--interactions", tmp_path / "fb.csv", "--out", tmp_path / "run2", "--quiet",
+            "--epochs", "1")
+    assert r.returncode == 0 and json.loads(r.stdout)["new_users"] == 1
+    r = run("recommend", tmp_path / "run", "--user", "nobody")
+    assert r.returncode == 2 and "user.parquet" in r.stderr and "Traceback" not in r.stderr
+    r = run("recommend", tmp_path / "nothing", "--user", "u1")
+    assert r.returncode == 2 and "kgrec train" in r.stderr

@@ -112,8 +112,10 @@ class Encoder(nn.Module):
             parts.append(x)
         return torch.cat(parts)
 
-    def forward(self, graph: RelationalGraph) -> "EncoderOutput":
-        h0, z = self.inputs(), self.relations.weight
+    def forward(self, graph: RelationalGraph, inputs: Tensor | None = None) -> "EncoderOutput":
+        """Propagate over ``graph``; ``inputs`` ``[N', dim]`` replaces :meth:`inputs` (e.g. for a
+        graph with extra nodes, such as a new user)."""
+        h0, z = (self.inputs() if inputs is None else inputs), self.relations.weight
         h, outs = h0, [h0]
         for layer in self.layers:
             h, z = layer(self.dropout(h), z, graph)

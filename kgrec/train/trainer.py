@@ -326,7 +326,8 @@ def _versions() -> dict[str, str]:
 
 
 def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False,
-          progress: bool = True, log: Callable[[str], None] = print) -> TrainResult:
+          progress: bool = True, log: Callable[[str], None] = print, artifact: GraphArtifact | None = None,
+          init: dict | None = None) -> TrainResult:
     """Train one run (transfer or target-only, per ``config.mode``) into ``out``.
 
     Args:
@@ -336,6 +337,8 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
         overwrite: replace an existing run directory.
         progress: show tqdm progress bars.
         log: where one-line progress messages go.
+        artifact: the graph, when it is not (yet) on disk at ``config.graph``.
+        init: a state dict to start from instead of a fresh initialisation (``kgrec update``).
 
     Raises:
         KgrecError: ``out`` holds another run, the graph is unusable, or the device is unavailable.
@@ -354,7 +357,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
             raise KgrecError(f"{out} was started with another config ({out / 'config.toml'}); resume needs the same one")
     device = resolve_device(config.device)
     started = time.time()
-    artifact = load_graph(config.graph)
+    artifact = artifact if artifact is not None else load_graph(config.graph)
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     features = item_features(artifact, config.model, config.seed)
@@ -367,6 +370,8 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
                          f"valid_from_train = \"loo\")")
     model = TransferModel(merged.sizes, merged.num_relations, config.model, features,
                           discriminator=config.loss.align == "adversarial").to(device)
+    if init is not None:
+        model.load_state_dict(init)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_file(out / "config.toml") as f:
         f.write(to_toml(config))

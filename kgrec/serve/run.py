@@ -1,0 +1,193 @@
+"""A trained run, loaded for use: the model, its graph, id lookups and readable labels.
+
+``load_run(path)`` is what ``recommend``, ``explain``, ``export`` and
+``evaluate`` start from, in the CLI and in notebooks alike.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import Tensor
+
+from kgrec.errors import KgrecError
+from kgrec.graph.artifact import SOURCE, TARGET, GraphArtifact, load_graph
+from kgrec.graph.views import target_only
+from kgrec.models import ModelConfig, RelationalGraph, TransferModel
+from kgrec.train.config import TrainConfig, load_config
+from kgrec.train.trainer import resolve_device
+
+
+def build_model(saved: dict, device: torch.device | str = "cpu") -> TransferModel:
+    """Rebuild a :class:`TransferModel` from a ``model.pt`` payload and load its weights."""
+    features = {t: torch.zeros(saved["sizes"][t], d) for t, d in saved["feature_dims"].items()}
+    model = TransferModel(saved["sizes"], saved["num_relations"], ModelConfig(**saved["model_config"]), features,
+                          discriminator=saved["discriminator"])
+    model.load_state_dict(saved["state_dict"])
+    return model.to(device).eval()
+
+
+@dataclass
+class Run:
+    """A run directory, loaded.
+
+    Attributes:
+        path: the run directory.
+        config: its resolved :class:`TrainConfig`.
+        artifact: the graph artifact it was trained on.
+        model: the trained model (eval mode).
+        graph: the graph its encoder propagates over.
+        view: ``"merged"`` (transfer runs) or ``"target_only"`` (the control).
+    """
+
+    path: Path
+    config: TrainConfig
+    artifact: GraphArtifact
+    model: TransferModel
+    graph: RelationalGraph
+    view: str = "merged"
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def device(self) -> torch.device:
+        return self.graph.device
+
+    @torch.no_grad()
+    def embeddings(self) -> Tensor:
+        """``[N, out_dim]`` embeddings of every node (flat index, see ``graph.offsets``), computed once."""
+        if "h" not in self._cache:
+            self._cache["h"] = self.model(self.graph)
+        return self._cache["h"]
+
+    def message_passing_data(self):
+        """The ``HeteroData`` the encoder propagates over (the artifact's, or its target-only view)."""
+        return self.artifact.data if self.view == "merged" else target_only(self.artifact.data)
+
+    def user_index(self, user_id: str) -> int:
+        """The index of user ``user_id``.
+
+        Raises:
+            KgrecError: unknown id; the message says where the valid ids are.
+        """
+        return _lookup(self._ids("user"), str(user_id), "user", self.config.graph,
+                       "or give the user's history with --history FILE")
+
+    def item_index(self, item_id: str, domain: str | None = None) -> int:
+        """The index of item ``item_id`` (``domain:id`` or a bare id, looked up in the target domain first).
+
+        Raises:
+            KgrecError: unknown id.
+        """
+        item_id = str(item_id)
+        items = self.artifact.nodes["item"]
+        if domain is None and ":" in item_id:
+            prefix, rest = item_id.split(":", 1)
+            for role in (SOURCE, TARGET):
+                if prefix in (role, self.domain_name(role)):
+                    domain, item_id = role, rest
+        for role in ([domain] if domain else [TARGET, SOURCE]):
+            key = f"item-{role}"
+            if key not in self._cache:
+                sub = items[items["domain"] == role]
+                self._cache[key] = dict(zip(sub["id"].astype(str), sub["index"].astype(int)))
+            if item_id in self._cache[key]:
+                return self._cache[key][item_id]
+        return _lookup({}, item_id, "item", self.config.graph, "(prefix it with its domain, e.g. 'books:dune')")
+
+    def _ids(self, node_type: str) -> dict[str, int]:
+        key = f"ids-{node_type}"
+        if key not in self._cache:
+            t = self.artifact.nodes[node_type]
+            self._cache[key] = dict(zip(t["id"].astype(str), t["index"].astype(int)))
+        return self._cache[key]
+
+    def label(self, node_type: str, index: int) -> str:
+        """A readable name: the node's label; for an item labelled only by its id, the label of
+        the KG entity it is linked to when that has one."""
+        return self.labels(node_type)[index]
+
+    def labels(self, node_type: str) -> list[str]:
+        key = f"labels-{node_type}"
+        if key not in self._cache:
+            t = self.artifact.nodes[node_type]
+            labels = t["label"].astype(str).tolist() if "label" in t.columns else t["id"].astype(str).tolist()
+            if node_type == "item" and ("item", "linked_to", "entity") in self.artifact.data.edge_types:
+                ent = self.labels("entity")
+                ent_ids = self.artifact.nodes["entity"]["id"].astype(str).tolist()
+                ids = t["id"].astype(str).tolist()
+                ei = self.artifact.data["item", "linked_to", "entity"].edge_index
+                for i, e in ei.T.tolist():
+                    if labels[i] == ids[i] and ent[e] != ent_ids[e]:
+                        labels[i] = ent[e]
+            self._cache[key] = labels
+        return self._cache[key]
+
+    def domain_name(self, role: str) -> str:
+        items = self.artifact.nodes["item"]
+        sub = items[items["domain"] == role]
+        return str(sub["domain_name"].iloc[0]) if len(sub) else role
+
+    def seen_items(self, user: int, domain: str = TARGET, splits: tuple[str, ...] = ("train",)) -> Tensor:
+        """Items of ``domain`` the user interacted with in ``splits``."""
+        df = self.artifact.interactions
+        rows = df[(df["domain"] == domain) & (df["split"].isin(splits)) & (df["user"] == user)]
+        return torch.tensor(rows["item"].to_numpy(), dtype=torch.long)
+
+    def results(self) -> dict:
+        """The run's ``results.json``."""
+        return json.loads((self.path / "results.json").read_text())
+
+    # The methods below are shorthands for the functions of kgrec.serve, for notebooks.
+    def recommend(self, user: str, k: int = 10, exclude_seen: bool = True):
+        """:func:`kgrec.serve.recommend`."""
+        from kgrec.serve.recommend import recommend
+        return recommend(self, user, k, exclude_seen)
+
+    def explain(self, user: str, item: str, max_paths: int = 3):
+        """:func:`kgrec.serve.explain`."""
+        from kgrec.serve.explain import explain
+        return explain(self, user, item, max_paths)
+
+    def export(self, out: str | Path, fmt: str = "parquet", overwrite: bool = False) -> Path:
+        """:func:`kgrec.serve.export_embeddings`."""
+        from kgrec.serve.embeddings import export_embeddings
+        return export_embeddings(self, out, fmt, overwrite)
+
+    def evaluate(self, split: str = "test", ks: tuple[int, ...] = (10, 20)) -> dict:
+        """:func:`kgrec.serve.evaluate_run`."""
+        from kgrec.serve.evaluate import evaluate_run
+        return evaluate_run(self, split, ks)
+
+
+def _lookup(ids: dict[str, int], key: str, what: str, graph: str, hint: str) -> int:
+    if key in ids:
+        return ids[key]
+    examples = ", ".join(repr(k) for k in list(ids)[:3])
+    raise KgrecError(f"{what} {key!r} is not in the graph ({len(ids):,} {what}s"
+                     + (f", e.g. {examples}" if examples else "") + f"); the valid ids are the 'id' column of "
+                     f"{Path(graph) / 'nodes' / f'{what}.parquet'} {hint}")
+
+
+def load_run(path: str | Path, device: str = "cpu") -> Run:
+    """Load a run directory written by :func:`kgrec.train.train`.
+
+    Raises:
+        KgrecError: not a finished run directory, or its graph artifact is gone.
+    """
+    path = Path(path)
+    if not (path / "model.pt").exists() or not (path / "config.toml").exists():
+        raise KgrecError(f"{path} is not a finished run directory (no model.pt/config.toml): "
+                         f"train one with 'kgrec train --graph DIR --out {path}'")
+    config = load_config(path / "config.toml")
+    dev = resolve_device(device)
+    artifact = load_graph(config.graph)
+    saved = torch.load(path / "model.pt", map_location=dev, weights_only=True)
+    data = artifact.data if saved["graph_view"] == "merged" else target_only(artifact.data)
+    graph = RelationalGraph.from_hetero(data, dev)
+    if graph.sizes != saved["sizes"] or graph.relations != [tuple(r) for r in saved["relations"]]:
+        raise KgrecError(f"{path}: the graph at {config.graph} is not the one this run was trained on "
+                         f"(node counts or relations differ)")
+    return Run(path, config, artifact, build_model(saved, dev), graph, saved["graph_view"])
