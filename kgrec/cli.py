@@ -110,7 +110,7 @@ def _train(args: argparse.Namespace) -> int:
         raise KgrecError("give a config file or --graph DIR (a graph artifact built by 'kgrec build')")
     cfg = make_config(args.config, overrides)
     out = args.out or Path("runs") / f"{Path(cfg.graph).name}-{cfg.mode}-seed{cfg.seed}"
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     log = (lambda _m: None) if args.quiet else (lambda m: tqdm.write(m, file=sys.stderr))
     result = train(cfg, out, resume=args.resume, overwrite=args.overwrite,
@@ -270,7 +270,7 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--users", help="file with one user id per line (batch mode; with --out writes Parquet)")
     r.add_argument("--history", help="a new user's items, one per line ('domain:id' or a target item id)")
     r.add_argument("--k", type=int, default=10)
-    r.add_argument("--include-seen", action="store_true", help="keep items the user already interacted with")
+    r.add_argument("--include-seen", action="store_true", help="keep items the user already interacted with (train/valid)")
     r.add_argument("--explain", action="store_true", help="print the KG paths behind each recommendation")
     r.add_argument("--paths", type=int, default=2, help="paths per item with --explain")
     r.add_argument("--json", action="store_true")

@@ -26,7 +26,7 @@ def run(example_graph, tmp_path_factory):
 
 
 def target_train(run, user: int) -> set[int]:
-    return set(run.seen_items(user, "target", ("train", "valid", "test")).tolist())
+    return set(run.seen_items(user, "target", ("train", "valid")).tolist())
 
 
 def test_recommend_excludes_every_item_the_user_has_seen(run):

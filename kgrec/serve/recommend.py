@@ -48,8 +48,9 @@ def _frame(run: Run, user: str, items: list[int], scores: list[float]) -> pd.Dat
 
 
 def seen(run: Run, user: int) -> Tensor:
-    """Every target item the user interacted with (any split): what 'already seen' means when serving."""
-    return run.seen_items(user, TARGET, ("train", "valid", "test"))
+    """The target items the user interacted with in training and validation: what 'already seen'
+    means here, as in test-time evaluation (the test split stands for the future)."""
+    return run.seen_items(user, TARGET, ("train", "valid"))
 
 
 def recommend(run: Run, user: str, k: int = 10, exclude_seen: bool = True) -> pd.DataFrame:

@@ -42,7 +42,7 @@ from typing import Callable
 import pandas as pd
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from kgrec.atomic import atomic_file
 from kgrec.errors import KgrecError
