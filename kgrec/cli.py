@@ -28,6 +28,10 @@ EXAMPLES = {
     "export": "example: kgrec export runs/example --format faiss --out exports/example-faiss",
     "update": "example: kgrec update runs/example --interactions new_feedback.csv --out runs/example-2 --epochs 3",
     "evaluate": "example: kgrec evaluate runs/example --split test --ks 10,20",
+    "benchmark": "examples:\n  kgrec benchmark graphs/examples/movies_books.toml --out reports/example --seeds 0,1\n"
+                 "  kgrec benchmark graphs/amazon_cloth_to_sport.toml --out reports/cloth_to_sport "
+                 "--config configs/amazon_cloth_to_sport.toml\n"
+                 "  kgrec benchmark --graph artifacts/lastfm_satori --models bprmf,lightgcn,kgrec_target_only",
 }
 
 
@@ -216,6 +220,49 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _benchmark(args: argparse.Namespace) -> int:
+    import json as _json
+
+    from kgrec.eval.benchmark import DEFAULT_MODELS, run_benchmark, save_settings
+    from kgrec.graph import build_graph, load_graph, load_spec
+    from kgrec.train.config import make_config
+
+    if bool(args.spec) == bool(args.graph):
+        raise KgrecError("give a graph spec (built into OUT/graph, or reused when unchanged) or --graph DIR, not both")
+    out = Path(args.out)
+    if args.graph:
+        graph_dir = Path(args.graph)
+        artifact = load_graph(graph_dir)
+    else:
+        spec = load_spec(args.spec)
+        graph_dir = out / "graph"
+        wanted = _json.loads(_json.dumps(spec.to_dict(), default=str))
+        manifest = graph_dir / "manifest.json"
+        if manifest.exists() and _json.loads(manifest.read_text()).get("spec") == wanted:
+            artifact = load_graph(graph_dir)
+        else:
+            artifact = build_graph(spec, progress=not args.quiet)
+            artifact.save(graph_dir)
+    overrides = {"graph": str(graph_dir.resolve()), "device": args.device}
+    for item in args.set or []:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise KgrecError(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = _override_value(value.strip())
+    config = make_config(args.config, overrides)
+    models = tuple(args.models.split(",")) if args.models else DEFAULT_MODELS
+    seeds = tuple(int(s) for s in args.seeds.split(","))
+    start = time.perf_counter()
+    log = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    run_benchmark(artifact, config, out, models, seeds, args.sampled, log)
+    wall = time.perf_counter() - start
+    save_settings(out, {"spec": args.spec, "graph": str(graph_dir), "models": models, "seeds": seeds,
+                        "config": config.to_dict(), "wall_seconds": round(wall, 1)})
+    print((out / "report.md").read_text())
+    print(f"report -> {out} ({wall / 60:.1f} min)")
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kgrec", description="Cross-domain recommendation over a knowledge graph.")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -303,6 +350,21 @@ def make_parser() -> argparse.ArgumentParser:
     v.add_argument("--ks", default="10,20", help="comma-separated cut-offs")
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=_evaluate)
+
+    k = sub.add_parser("benchmark", help="train kgrec and the baselines over seeds and write a report",
+                       epilog=EXAMPLES["benchmark"], formatter_class=argparse.RawDescriptionHelpFormatter)
+    k.add_argument("spec", nargs="?", help="graph spec (TOML); the graph is built into OUT/graph")
+    k.add_argument("--graph", help="an existing graph artifact instead of a spec")
+    k.add_argument("--out", required=True, help="report directory")
+    k.add_argument("--config", help="training config (TOML) for kgrec and the shared budget")
+    k.add_argument("--models", help="comma-separated; default: every baseline, kgrec_target_only, kgrec_transfer, "
+                                    "kgrec_transfer_upper (also: kgrec_transfer_frozen)")
+    k.add_argument("--seeds", default="0,1,2")
+    k.add_argument("--sampled", type=int, default=999, help="negatives per test item in the sampled protocol (0: off)")
+    k.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, as for 'kgrec train'")
+    k.add_argument("--device", default="cpu")
+    k.add_argument("--quiet", action="store_true")
+    k.set_defaults(func=_benchmark)
     return p
 
 

@@ -51,8 +51,10 @@ def hit_matrix(top: Tensor, relevant: list[Tensor] | tuple[Tensor, Tensor], num_
 
 def ranking_metrics(hits: Tensor, num_relevant: Tensor, ks: list[int] | tuple[int, ...]) -> dict[str, Tensor]:
     """Per-user metrics ``{"ndcg@10": [U], ...}`` from ``hits`` ``[U, K_max]`` and
-    ``num_relevant`` ``[U]`` (all > 0)."""
+    ``num_relevant`` ``[U]`` (all > 0). A list shorter than K (fewer candidates) counts as misses."""
     hits = hits.float()
+    if hits.shape[1] < max(ks):  # fewer candidates than K: the list is all of them, the rest are misses
+        hits = torch.cat([hits, hits.new_zeros(hits.shape[0], max(ks) - hits.shape[1])], 1)
     n = num_relevant.to(hits.device).float()
     if bool((n <= 0).any()):
         raise ValueError("every scored user needs at least one relevant item")
@@ -61,8 +63,6 @@ def ranking_metrics(hits: Tensor, num_relevant: Tensor, ks: list[int] | tuple[in
     discount = 1.0 / torch.log2(pos + 1)
     out: dict[str, Tensor] = {}
     for k in ks:
-        if k > kmax:
-            raise ValueError(f"K={k} exceeds the ranked list length {kmax}")
         h = hits[:, :k]
         nh = h.sum(1)
         ideal_n = torch.minimum(n, torch.tensor(float(k), device=n.device))

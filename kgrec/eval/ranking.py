@@ -101,8 +101,6 @@ def evaluate(score_fn: Callable[[Tensor], Tensor], task: RankingTask, ks: tuple[
     top = rank(score_fn, task, max(ks), memory_mb, device)
     indptr, _ = task.relevant
     hits = hit_matrix(top, task.relevant, len(task.items))
-    if hits.shape[1] < max(ks):  # fewer candidates than K: the list is all of them
-        hits = torch.cat([hits, hits.new_zeros(hits.shape[0], max(ks) - hits.shape[1])], 1)
     return ranking_metrics(hits, indptr[1:] - indptr[:-1], ks)
 
 

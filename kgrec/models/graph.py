@@ -49,6 +49,11 @@ class SparseOp:
         return _SpMM.apply(self.a, self.a_t, x)
 
 
+def sparse_op(rows: Tensor, cols: Tensor, values: Tensor, shape: tuple[int, int]) -> SparseOp:
+    """The sparse operator with ``A[rows[e], cols[e]] += values[e]``, shape ``shape``."""
+    return SparseOp(*_csr(rows, cols, values, shape))
+
+
 @dataclass
 class RelationBlock:
     """The edges of one relation: ``rows`` ``[n_r]`` (their distinct destinations) and
@@ -123,8 +128,8 @@ class RelationalGraph:
         key = f"adj-{reverse}"
         if key not in self._cache:
             m = self._direction(reverse)
-            self._cache[key] = SparseOp(*_csr(self.edge_index[1][m], self.edge_index[0][m], self.norm[m],
-                                              (self.num_nodes, self.num_nodes)))
+            self._cache[key] = sparse_op(self.edge_index[1][m], self.edge_index[0][m], self.norm[m],
+                                         (self.num_nodes, self.num_nodes))
         return self._cache[key]
 
     def relation_incidence(self, reverse: bool = False) -> SparseOp:
@@ -132,8 +137,8 @@ class RelationalGraph:
         key = f"inc-{reverse}"
         if key not in self._cache:
             m = self._direction(reverse)
-            self._cache[key] = SparseOp(*_csr(self.edge_index[1][m], self.edge_type[m], self.norm[m],
-                                              (self.num_nodes, self.num_relations)))
+            self._cache[key] = sparse_op(self.edge_index[1][m], self.edge_type[m], self.norm[m],
+                                         (self.num_nodes, self.num_relations))
         return self._cache[key]
 
     def relation_blocks(self, norm: str = "sym") -> list[RelationBlock]:
@@ -153,7 +158,7 @@ class RelationalGraph:
                 else:
                     deg = torch.zeros(len(rows), device=self.device).index_add_(0, local, self.norm[m].new_ones(len(local)))
                     values = 1.0 / deg[local]
-                op = SparseOp(*_csr(local, src[m], values, (len(rows), self.num_nodes)))
+                op = sparse_op(local, src[m], values, (len(rows), self.num_nodes))
                 blocks.append(RelationBlock(r, rows, op))
             self._cache[key] = blocks
         return self._cache[key]

@@ -1,0 +1,292 @@
+"""``kgrec benchmark``: every model, several seeds, one report a reviewer can trust.
+
+For each seed, kgrec (target-only control, transfer in each fine-tune mode) and
+the baselines (:data:`kgrec.train.baselines.BASELINES`) are trained with the
+same budget and early stopping, then scored on the target's test split by full
+ranking (train and validation items filtered), per user group and item
+popularity bucket, and by the sampled protocol (labelled as such). The report
+directory holds::
+
+    report.md            tables (mean ± std over seeds) and the transfer gain with its tests
+    results.csv          model, seed, group, metric, value (long format)
+    per_user.parquet     model, seed, user and every full-ranking metric (test)
+    metric_by_group.png  NDCG@20 per user group and model
+    training_curves.png  validation NDCG per epoch (first seed)
+    runs/                the kgrec run directories
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import torch
+from torch import Tensor
+
+from kgrec.atomic import atomic_file
+from kgrec.errors import KgrecError
+from kgrec.eval.groups import (bucket_recall, coverage, item_popularity, popularity_bias, popularity_buckets,
+                               user_groups)
+from kgrec.eval.metrics import hit_matrix, ranking_metrics
+from kgrec.eval.ranking import rank, ranking_task
+from kgrec.eval.sampled import sampled_candidates, sampled_metrics
+from kgrec.graph.artifact import GraphArtifact
+from kgrec.graph.views import target_only
+from kgrec.models import RelationalGraph
+from kgrec.train.baselines import BASELINES, fit_baseline
+from kgrec.train.config import TrainConfig
+from kgrec.train.trainer import train
+
+KGREC_MODELS = ("kgrec_target_only", "kgrec_transfer", "kgrec_transfer_upper", "kgrec_transfer_frozen")
+DEFAULT_MODELS = BASELINES + ("kgrec_target_only", "kgrec_transfer", "kgrec_transfer_upper")
+TARGET_ONLY = ("mostpop", "bprmf", "lightgcn", "kgrec_target_only")
+CROSS_DOMAIN = ("lightgcn_merged", "cmf", "emcdr")
+KS = (10, 20)
+
+
+def _kgrec_scorer(model, graph: RelationalGraph) -> Callable[[Tensor], Tensor]:
+    with torch.no_grad():
+        model.eval()
+        h = model(graph)
+    items = h[graph.node_slice("item")]
+    head = model.heads["target"]
+    return lambda users: head.score_all(h[users.to(h.device) + graph.offsets["user"]], items)
+
+
+def _fit(name: str, artifact: GraphArtifact, config: TrainConfig, seed: int, out: Path, log) -> tuple:
+    """Train one model; returns (scorer over all item indices, history frame, seconds)."""
+    t0 = time.perf_counter()
+    if name in BASELINES:
+        fit = fit_baseline(name, artifact, config.target_only, config.loss, config.model.dim, config.model.layers,
+                           seed, config.device, config.eval.k, log)
+        return fit.score, fit.history, fit.seconds
+    cfg = dataclasses.replace(config, seed=seed, mode="target_only" if name == "kgrec_target_only" else "transfer")
+    run_dir = out / "runs" / f"{name}-seed{seed}"
+    init = None
+    if name in ("kgrec_transfer_upper", "kgrec_transfer_frozen"):
+        ckpt = out / "runs" / f"kgrec_transfer-seed{seed}" / "checkpoints" / "pretrain.pt"
+        if not ckpt.exists():
+            raise KgrecError(f"{name} fine-tunes kgrec_transfer's pre-trained model: list kgrec_transfer before it")
+        init = torch.load(ckpt, weights_only=True)["stage"]["best_state"]
+        mode = "upper" if name.endswith("upper") else "frozen"
+        cfg = dataclasses.replace(cfg, pretrain=dataclasses.replace(cfg.pretrain, epochs=0),
+                                  finetune=dataclasses.replace(cfg.finetune, mode=mode))
+    res = train(cfg, run_dir, overwrite=True, progress=False, log=log, artifact=artifact, init=init)
+    data = artifact.data if cfg.mode == "transfer" else target_only(artifact.data)
+    graph = RelationalGraph.from_hetero(data, res.model.encoder.relations.weight.device)
+    hist = res.history.assign(model=name)
+    return _kgrec_scorer(res.model, graph), hist, time.perf_counter() - t0
+
+
+def run_benchmark(artifact: GraphArtifact, config: TrainConfig, out: str | Path, models: tuple[str, ...] = DEFAULT_MODELS,
+                  seeds: tuple[int, ...] = (0, 1, 2), sampled: int = 999, log: Callable[[str], None] = print) -> Path:
+    """Train and score ``models`` over ``seeds`` on ``artifact``; write the report into ``out``.
+
+    ``config`` gives kgrec's settings and the shared budget (baselines use ``config.target_only``,
+    ``config.loss`` and ``config.model.dim``/``layers``).
+
+    Raises:
+        KgrecError: unknown model names, or an artifact without test interactions.
+    """
+    unknown = [m for m in models if m not in BASELINES + KGREC_MODELS]
+    if unknown:
+        raise KgrecError(f"unknown model(s) {unknown}; known: {', '.join(BASELINES + KGREC_MODELS)}")
+    if "kgrec_transfer_frozen" in models and config.model.head == "dot":
+        raise KgrecError("kgrec_transfer_frozen trains the head only; the 'dot' head has none: "
+                         "set model.head = 'distmult' (--set model.head=distmult) or leave that model out")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    task = ranking_task(artifact, "test", exclude=("train", "valid"))
+    valid_task = ranking_task(artifact, "valid")
+    if not len(task.users):
+        raise KgrecError("the graph's target domain has no test interactions to score")
+    groups = user_groups(artifact, task.users)
+    pop = item_popularity(artifact)
+    buckets = popularity_buckets(pop, task.items)
+    cand = sampled_candidates(artifact, "test", sampled, seed=0) if sampled else None
+    per_user, long_rows, curves, seconds = [], [], [], []
+    for seed in seeds:
+        for name in models:
+            log(f"== {name}, seed {seed}")
+            scorer, hist, secs = _fit(name, artifact, config, seed, out, log)
+            seconds.append({"model": name, "seed": seed, "seconds": secs})
+            if len(hist):
+                curves.append(hist.assign(model=name, seed=seed))
+            if len(valid_task.users):  # model selection (best fine-tune mode, best baseline) looks at this only
+                vtop = rank(lambda u: scorer(u)[:, valid_task.items.to(scorer(u[:1]).device)], valid_task, 10,
+                            config.eval.memory_mb, config.device)
+                vptr = valid_task.relevant[0]
+                vm = ranking_metrics(hit_matrix(vtop, valid_task.relevant, len(valid_task.items)), vptr[1:] - vptr[:-1],
+                                     (10,))
+                long_rows.append((name, seed, "valid", "ndcg@10", float(vm["ndcg@10"].mean())))
+            top = rank(lambda u: scorer(u)[:, task.items.to(scorer(u[:1]).device)], task, max(KS),
+                       config.eval.memory_mb, config.device)
+            indptr = task.relevant[0]
+            m = ranking_metrics(hit_matrix(top, task.relevant, len(task.items)), indptr[1:] - indptr[:-1], KS)
+            frame = pd.DataFrame({k: v.numpy() for k, v in m.items()})
+            frame.insert(0, "user", task.users.numpy())
+            frame.insert(0, "seed", seed)
+            frame.insert(0, "model", name)
+            per_user.append(frame)
+            for g, mask in groups.items():
+                for metric, v in m.items():
+                    long_rows.append((name, seed, g, metric, float(v[mask].mean())))
+            for b, v in bucket_recall(top, task.relevant, buckets, 20).items():
+                long_rows.append((name, seed, f"items {b}", "recall@20", v))
+            long_rows.append((name, seed, "all", "coverage@10", coverage(top, len(task.items), 10)))
+            long_rows.append((name, seed, "all", "arp@10", popularity_bias(top, pop[task.items], 10)))
+            if cand is not None:
+                users, pos, neg = cand
+                pairs = lambda u, c: scorer(u).gather(1, c.to(scorer(u[:1]).device))
+                for metric, v in sampled_metrics(pairs, users, pos, neg, (10,)).items():
+                    long_rows.append((name, seed, "all", metric, float(v.mean())))
+    results = pd.DataFrame(long_rows, columns=["model", "seed", "group", "metric", "value"])
+    users = pd.concat(per_user, ignore_index=True)
+    with atomic_file(out / "results.csv") as f:
+        results.to_csv(f, index=False)
+    with atomic_file(out / "per_user.parquet", "wb") as f:
+        users.to_parquet(f, index=False)
+    times = pd.DataFrame(seconds)
+    curves_df = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
+    cold_users = task.users[groups["cold_start"]].tolist() if "cold_start" in groups else None
+    report = format_report(results, users, times, groups, models, seeds, artifact, cold_users)
+    with atomic_file(out / "report.md") as f:
+        f.write(report)
+    _plots(results, curves_df, out, seeds[0])
+    return out
+
+
+def _mean_std(values: list[float]) -> str:
+    values = [v for v in values if v == v]  # NaN: an empty bucket
+    if not values:
+        return "–"
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.4f} ± {sd:.4f}"
+
+
+def transfer_gain(users: pd.DataFrame, model: str, baseline: str, metric: str, mask: pd.Series | None = None) -> dict:
+    """Relative gain of ``model`` over ``baseline`` on ``metric`` with two paired tests: Wilcoxon
+    signed-rank over users (each user's metric averaged over seeds) and over seeds (each seed's mean)."""
+    from scipy.stats import wilcoxon
+
+    sub = users if mask is None else users[mask]
+    a = sub[sub["model"] == model].groupby("user")[metric].mean()
+    b = sub[sub["model"] == baseline].groupby("user")[metric].mean()
+    a, b = a.align(b, join="inner")
+    seeds_a = sub[sub["model"] == model].groupby("seed")[metric].mean()
+    seeds_b = sub[sub["model"] == baseline].groupby("seed")[metric].mean()
+    seeds_a, seeds_b = seeds_a.align(seeds_b, join="inner")
+    p_users = float(wilcoxon(a, b).pvalue) if len(a) and (a != b).any() else float("nan")
+    p_seeds = float(wilcoxon(seeds_a, seeds_b).pvalue) if len(seeds_a) > 1 and (seeds_a != seeds_b).any() else float("nan")
+    gain = a.mean() / b.mean() - 1 if b.mean() > 0 else float("nan")
+    return {"model": model, "baseline": baseline, "metric": metric, "users": len(a), "model_mean": float(a.mean()),
+            "baseline_mean": float(b.mean()), "gain": float(gain), "p_users": p_users, "p_seeds": p_seeds,
+            "seeds": len(seeds_a)}
+
+
+def _best(results: pd.DataFrame, candidates: tuple[str, ...], metric: str = "ndcg@10") -> str | None:
+    """The candidate with the best mean *validation* ``metric`` (never chosen on test)."""
+    group = "valid" if ((results["group"] == "valid") & results["model"].isin(candidates)).any() else "all"
+    sub = results[(results["group"] == group) & (results["metric"] == metric) & results["model"].isin(candidates)]
+    return None if sub.empty else sub.groupby("model")["value"].mean().idxmax()
+
+
+def format_report(results: pd.DataFrame, users: pd.DataFrame, times: pd.DataFrame, groups: dict[str, Tensor],
+                  models: tuple[str, ...], seeds: tuple[int, ...], artifact: GraphArtifact,
+                  cold_users: list[int] | None = None) -> str:
+    """The Markdown report (see the module docstring)."""
+    def cell(model: str, group: str, metric: str) -> str:
+        v = results[(results["model"] == model) & (results["group"] == group) & (results["metric"] == metric)]
+        return _mean_std(v.sort_values("seed")["value"].tolist())
+
+    name = artifact.manifest.get("name", "graph")
+    lines = [f"# kgrec benchmark: {name}", "",
+             f"Seeds {', '.join(map(str, seeds))}; {len(groups.get('all', []))} test users; test split, "
+             f"**full ranking** over all target items with training and validation items filtered; "
+             f"mean ± std over seeds.", ""]
+    full = ["recall@10", "ndcg@10", "hr@10", "recall@20", "ndcg@20", "mrr@20", "map@20"]
+    lines += ["## Full ranking, all test users", "", "| model | " + " | ".join(full) + " |",
+              "|---|" + "---|" * len(full)]
+    lines += [f"| {m} | " + " | ".join(cell(m, "all", k) for k in full) + " |" for m in models]
+    lines += ["", "## NDCG@20 by user group", "",
+              "| group | users | " + " | ".join(models) + " |", "|---|---|" + "---|" * len(models)]
+    for g, mask in groups.items():
+        lines.append(f"| {g} | {int(mask.sum()):,} | " + " | ".join(cell(m, g, "ndcg@20") for m in models) + " |")
+    lines += ["", "## Item popularity: Recall@20 of held-out items by popularity bucket, coverage, ARP", "",
+              "| model | head | mid | tail | coverage@10 | ARP@10 |", "|---|---|---|---|---|---|"]
+    lines += [f"| {m} | {cell(m, 'items head', 'recall@20')} | {cell(m, 'items mid', 'recall@20')} | "
+              f"{cell(m, 'items tail', 'recall@20')} | {cell(m, 'all', 'coverage@10')} | {cell(m, 'all', 'arp@10')} |"
+              for m in models]
+    if (results["metric"] == "sampled_ndcg@10").any():
+        lines += ["", "## Sampled protocol (each test item among 999 unseen items sampled uniformly, with "
+                  "replacement; NOT full ranking)", "",
+                  "| model | sampled HR@10 | sampled NDCG@10 |", "|---|---|---|"]
+        lines += [f"| {m} | {cell(m, 'all', 'sampled_hr@10')} | {cell(m, 'all', 'sampled_ndcg@10')} |" for m in models]
+    transfer = _best(results, tuple(m for m in models if m.startswith("kgrec_transfer")))
+    lines += ["", "## Transfer gain", ""]
+    comparisons = [("best target-only model", _best(results, tuple(m for m in models if m in TARGET_ONLY))),
+                   ("best cross-domain baseline", _best(results, tuple(m for m in models if m in CROSS_DOMAIN)))]
+    if transfer is None:
+        lines.append("No kgrec transfer model was run.")
+    else:
+        lines += [f"kgrec transfer = `{transfer}` (the best fine-tune mode by mean *validation* NDCG@10; "
+                  f"the baselines compared are also chosen on validation). Wilcoxon "
+                  f"signed-rank tests, paired over users (each user's metric averaged over seeds) and over seeds "
+                  f"(with 3 seeds the smallest possible two-sided p is 0.25).", "",
+                  "| against | baseline | users | metric | kgrec | baseline | gain | p (users) | p (seeds) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        cold = users["user"].isin(cold_users) if cold_users else None
+        for label, base in comparisons:
+            if base is None:
+                continue
+            for metric in ("ndcg@10", "ndcg@20", "recall@20"):
+                for who, mask in (("all", None), ("cold-start", cold)):
+                    if who == "cold-start" and mask is None:
+                        continue
+                    t = transfer_gain(users, transfer, base, metric, mask)
+                    lines.append(f"| {label} | {base} | {who} {t['users']:,} | {metric} | {t['model_mean']:.4f} | "
+                                 f"{t['baseline_mean']:.4f} | {t['gain']:+.1%} | {t['p_users']:.2g} | {t['p_seeds']:.2g} |")
+    lines += ["", "## Training time (seconds per run, mean over seeds)", "", "| model | seconds |", "|---|---|"]
+    lines += [f"| {m} | {times[times['model'] == m]['seconds'].mean():.0f} |" for m in models]
+    return "\n".join(lines) + "\n"
+
+
+def _plots(results: pd.DataFrame, curves: pd.DataFrame, out: Path, seed: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sub = results[(results["metric"] == "ndcg@20") & ~results["group"].str.startswith("items")]
+    table = sub.groupby(["group", "model"])["value"].mean().unstack("model")
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(table)), 4))
+    table.plot.bar(ax=ax, width=0.85)
+    ax.set_ylabel("test NDCG@20 (full ranking)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(out / "metric_by_group.png", dpi=120)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if not curves.empty:
+        first = curves[curves["seed"] == seed]
+        col = next((c for c in first.columns if c.startswith("valid_ndcg@")), None)
+        for model, h in first.groupby("model", sort=False):
+            if col and col in h:
+                h = h.dropna(subset=[col])
+                ax.plot(range(1, len(h) + 1), h[col].to_numpy(), marker=".", label=model)
+        ax.set_xlabel("epoch (kgrec transfer: pre-train then fine-tune)")
+        ax.set_ylabel(col or "")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "training_curves.png", dpi=120)
+    plt.close(fig)
+
+
+def save_settings(out: Path, settings: dict) -> None:
+    """Record how the benchmark was run (``benchmark.json``)."""
+    with atomic_file(out / "benchmark.json") as f:
+        json.dump(settings, f, indent=2, default=str)

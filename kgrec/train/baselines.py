@@ -1,0 +1,183 @@
+"""Training the baselines with the same budget, loss, sampler and early stopping as kgrec's model.
+
+``fit_baseline(name, ...)`` for ``name`` in :data:`BASELINES`:
+
+- ``mostpop``: target items by training popularity (no training);
+- ``bprmf``: BPR-MF on the target interactions;
+- ``lightgcn``: LightGCN on the target interactions;
+- ``lightgcn_merged``: LightGCN on both domains' interactions, joined at the shared users;
+- ``cmf``: collective MF: BPR-MF on both domains with shared user factors;
+- ``emcdr``: EMCDR-style: BPR-MF per domain, an MLP mapping source to target user
+  embeddings fitted on the users present in both; users without target training
+  interactions are scored with their mapped source embedding.
+
+Every model is validated each epoch by full-ranking NDCG@k on the target's
+validation split and keeps its best epoch (patience as configured).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from kgrec.eval import RankingTask, evaluate, mean_metrics, ranking_task
+from kgrec.graph.artifact import SOURCE, TARGET, GraphArtifact
+from kgrec.models.baselines import MF, LightGCN, Mapping, most_popular
+from kgrec.train.config import LossConfig, StageConfig
+from kgrec.train.losses import RANKING_LOSSES
+from kgrec.train.sampling import NegativeSampler
+
+BASELINES = ("mostpop", "bprmf", "lightgcn", "lightgcn_merged", "cmf", "emcdr")
+
+
+@dataclass
+class BaselineFit:
+    """A fitted baseline: ``score(users [B]) -> [B, n_items]`` over all item indices, and its history."""
+
+    name: str
+    score: Callable[[Tensor], Tensor]
+    history: pd.DataFrame
+    seconds: float
+
+
+def _fit_mf(model: MF, artifact: GraphArtifact, domains: tuple[str, ...], stage: StageConfig, loss: LossConfig,
+            gen: torch.Generator, device: torch.device, task: RankingTask | None, k: int, name: str,
+            log: Callable[[str], None]) -> tuple[MF, list[dict]]:
+    """BPR (or BCE) training of an MF-family model on ``domains``; early stopping on ``task`` when given."""
+    n_users = int(artifact.data["user"].num_nodes)
+    pairs = {d: artifact.split("train", d) for d in domains}
+    samplers = {d: NegativeSampler(p[0], p[1], artifact.items_of(d), n_users, loss.sampler) for d, p in pairs.items()}
+    lead = domains[-1]  # an epoch is one pass over the target's (or the only domain's) pairs
+    opt = torch.optim.Adam(model.parameters(), lr=stage.lr, weight_decay=stage.weight_decay)
+    best, best_state, bad, rows = -math.inf, None, 0, []
+    n = pairs[lead].shape[1]
+    for epoch in range(1, stage.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        perm = torch.randperm(n, generator=gen)
+        total, steps = 0.0, max(1, math.ceil(n / stage.batch_size))
+        for s in range(steps):
+            idx = perm[s * stage.batch_size:(s + 1) * stage.batch_size]
+            users_emb, items_emb = model()
+            u0, i0 = model.inputs()
+            batch_loss, reg = 0.0, 0.0
+            for d in domains:
+                p = pairs[d]
+                j = idx if d == lead else torch.randint(p.shape[1], (len(idx),), generator=gen)
+                u, pos = p[0, j], p[1, j]
+                neg = samplers[d].sample(u, loss.negatives, gen)
+                u, pos, neg = u.to(device), pos.to(device), neg.to(device)
+                eu = users_emb[u]
+                s_pos = (eu * items_emb[pos]).sum(-1)
+                s_neg = (eu.unsqueeze(1) * items_emb[neg]).sum(-1)
+                batch_loss = batch_loss + RANKING_LOSSES[loss.loss](s_pos, s_neg)
+                reg = reg + (u0[u].square().sum() + i0[pos].square().sum() + i0[neg].square().sum()) / (2 * len(idx))
+            total_loss = batch_loss + loss.l2 * reg
+            opt.zero_grad(set_to_none=True)
+            total_loss.backward()
+            opt.step()
+            total += total_loss.item()
+        row = {"model": name, "epoch": epoch, "loss": total / steps, "train_s": round(time.perf_counter() - t0, 3)}
+        if task is not None:
+            model.eval()
+            with torch.no_grad():
+                users_emb, items_emb = model()
+            m = mean_metrics(evaluate(lambda us: users_emb[us.to(device)] @ items_emb[task.items.to(device)].T, task,
+                                      (k,), device=device))
+            row[f"valid_ndcg@{k}"] = m[f"ndcg@{k}"]
+            if m[f"ndcg@{k}"] > best:
+                best, best_state, bad = m[f"ndcg@{k}"], copy.deepcopy(model.state_dict()), 0
+            else:
+                bad += 1
+        rows.append(row)
+        log(f"{name} epoch {epoch:>3}  loss {row['loss']:.4f}" +
+            (f"  valid ndcg@{k} {row[f'valid_ndcg@{k}']:.4f}" if task is not None else ""))
+        if bad >= stage.patience:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return model, rows
+
+
+def _held_out_task(artifact: GraphArtifact, domain: str) -> RankingTask | None:
+    for split in ("valid", "test"):
+        task = ranking_task(artifact, split, domain)
+        if len(task.users):
+            return task
+    return None
+
+
+def fit_baseline(name: str, artifact: GraphArtifact, stage: StageConfig, loss: LossConfig, dim: int = 64,
+                 layers: int = 2, seed: int = 0, device: torch.device | str = "cpu", k: int = 10,
+                 log: Callable[[str], None] = lambda m: None) -> BaselineFit:
+    """Fit baseline ``name`` (see :data:`BASELINES`) with ``stage``'s budget and ``loss``'s settings.
+
+    Raises:
+        ValueError: unknown name.
+    """
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline {name!r}; expected one of {', '.join(BASELINES)}")
+    device = torch.device(device)
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    t0 = time.perf_counter()
+    n_users, n_items = int(artifact.data["user"].num_nodes), int(artifact.data["item"].num_nodes)
+    task = ranking_task(artifact, "valid")
+    if name == "mostpop":
+        pop = most_popular(artifact).to(device)
+        return BaselineFit(name, lambda users: pop.expand(len(users), -1), pd.DataFrame(), time.perf_counter() - t0)
+    if name in ("bprmf", "cmf"):
+        domains = (TARGET,) if name == "bprmf" else (SOURCE, TARGET)
+        model, rows = _fit_mf(MF(n_users, n_items, dim).to(device), artifact, domains, stage, loss, gen, device,
+                              task, k, name, log)
+    elif name in ("lightgcn", "lightgcn_merged"):
+        domains = (TARGET,) if name == "lightgcn" else (SOURCE, TARGET)
+        pairs = torch.cat([artifact.split("train", d) for d in domains], 1)
+        model = LightGCN(n_users, n_items, dim, pairs, layers).to(device)
+        model, rows = _fit_mf(model, artifact, domains, stage, loss, gen, device, task, k, name, log)
+    else:
+        return _fit_emcdr(artifact, stage, loss, dim, gen, device, task, k, log, t0)
+    with torch.no_grad():
+        users_emb, items_emb = model()
+    return BaselineFit(name, lambda users: users_emb[users.to(device)] @ items_emb.T, pd.DataFrame(rows),
+                       time.perf_counter() - t0)
+
+
+def _fit_emcdr(artifact: GraphArtifact, stage: StageConfig, loss: LossConfig, dim: int, gen: torch.Generator,
+               device: torch.device, task: RankingTask, k: int, log, t0: float) -> BaselineFit:
+    n_users, n_items = int(artifact.data["user"].num_nodes), int(artifact.data["item"].num_nodes)
+    source, rows_s = _fit_mf(MF(n_users, n_items, dim).to(device), artifact, (SOURCE,), stage, loss, gen, device,
+                             _held_out_task(artifact, SOURCE), k, "emcdr source MF", log)
+    target, rows_t = _fit_mf(MF(n_users, n_items, dim).to(device), artifact, (TARGET,), stage, loss, gen, device,
+                             task, k, "emcdr target MF", log)
+    s_count = torch.bincount(artifact.split("train", SOURCE)[0], minlength=n_users)
+    t_count = torch.bincount(artifact.split("train", TARGET)[0], minlength=n_users)
+    both = ((s_count > 0) & (t_count > 0)).nonzero().flatten().to(device)
+    with torch.no_grad():
+        us, ut = source.users.weight.detach(), target.users.weight.detach()
+    mapping = Mapping(dim).to(device)
+    opt = torch.optim.Adam(mapping.parameters(), lr=1e-3)
+    perm_gen = torch.Generator().manual_seed(int(torch.randint(1 << 30, (1,), generator=gen)))
+    for _ in range(100):  # epochs over the overlapping users, mini-batches of 256
+        perm = both[torch.randperm(len(both), generator=perm_gen).to(device)]
+        for s in range(0, len(perm), 256):
+            b = perm[s:s + 256]
+            err = nn.functional.mse_loss(mapping(us[b]), ut[b])
+            opt.zero_grad(set_to_none=True)
+            err.backward()
+            opt.step()
+    with torch.no_grad():
+        mapped = mapping(us)
+    warm = (t_count > 0).to(device).unsqueeze(1)
+    users_emb = torch.where(warm, ut, mapped)
+    items_emb = target.items.weight.detach()
+    rows = [{**r} for r in rows_s + rows_t]
+    return BaselineFit("emcdr", lambda users: users_emb[users.to(device)] @ items_emb.T, pd.DataFrame(rows),
+                       time.perf_counter() - t0)

@@ -1,0 +1,141 @@
+"""Sampled protocol, user groups, baselines, leakage, and the benchmark report."""
+from __future__ import annotations
+
+import copy
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from kgrec.eval.benchmark import transfer_gain
+from kgrec.eval.groups import bucket_recall, coverage, popularity_bias, popularity_buckets, user_groups
+from kgrec.eval.sampled import sampled_candidates, sampled_metrics
+from kgrec.models.baselines import LightGCN
+from kgrec.train.baselines import BASELINES, fit_baseline
+from kgrec.train.config import LossConfig, StageConfig
+
+
+def test_sampled_metrics_by_hand_with_ties_counting_against_the_item():
+    # candidate 0 is the held-out item; rank = 1 + #negatives scoring >= it
+    scores = torch.tensor([[0.5, 0.9, 0.7, 0.1, 0.2],    # two above -> rank 3
+                           [0.5, 0.5, 0.1, 0.1, 0.1],    # one tie -> rank 2
+                           [0.1, 0.9, 0.8, 0.7, 0.6]])   # rank 5
+    m = sampled_metrics(lambda u, c: scores[u], torch.arange(3), torch.zeros(3, dtype=torch.long),
+                        torch.ones(3, 4, dtype=torch.long), ks=(2, 10))
+    assert m["sampled_hr@2"].tolist() == [0.0, 1.0, 0.0]
+    assert m["sampled_ndcg@10"].tolist() == pytest.approx([1 / math.log2(4), 1 / math.log2(3), 1 / math.log2(6)])
+
+
+def test_sampled_negatives_avoid_everything_the_user_has_and_are_seeded(example_graph):
+    users, pos, neg = sampled_candidates(example_graph, "test", n=50, seed=3)
+    inter = example_graph.interactions
+    target = inter[inter["domain"] == "target"]
+    for u, row in zip(users.tolist(), neg.tolist()):
+        assert not set(row) & set(target[target["user"] == u]["item"])
+    assert set(neg.flatten().tolist()) <= set(example_graph.items_of("target").tolist())
+    assert torch.equal(neg, sampled_candidates(example_graph, "test", n=50, seed=3)[2])
+
+
+def test_user_groups_follow_training_counts_and_the_cold_start_flag(example_graph):
+    users = torch.arange(int(example_graph.data["user"].num_nodes))
+    g = user_groups(example_graph, users)
+    train = example_graph.split("train", "target")
+    counts = torch.bincount(train[0], minlength=len(users))
+    assert torch.equal(g["cold_start"], (counts == 0) | example_graph.data["user"].cold_start.bool())
+    assert torch.equal(g["target 0"], counts == 0)
+    for name in [k for k in g if k.startswith("target ")]:
+        assert g[name].sum() > 0
+    assert sum(int(g[k].sum()) for k in g if k.startswith("target ")) == len(users)
+
+
+def test_popularity_buckets_coverage_and_arp_by_hand():
+    pop = torch.tensor([10, 5, 3, 1, 1, 0])
+    items = torch.arange(6)
+    b = popularity_buckets(pop, items, shares=(0.5, 0.8))
+    assert b["head"].tolist() == [True, False, False, False, False, False]
+    assert b["mid"].tolist() == [False, True, False, False, False, False]
+    assert (b["head"] | b["mid"] | b["tail"]).all()
+    top = torch.tensor([[0, 1], [0, 2]])
+    relevant = (torch.tensor([0, 1, 3]), torch.tensor([1, 2, 5]))
+    r = bucket_recall(top, relevant, b, k=2)
+    assert r["mid"] == 1.0 and r["tail"] == 0.5 and math.isnan(r["head"])
+    assert coverage(top, 6, 2) == 3 / 6
+    assert popularity_bias(top, pop, 2) == (10 + 5 + 10 + 3) / 4
+
+
+def test_lightgcn_propagation_is_the_mean_of_normalised_powers():
+    pairs = torch.tensor([[0, 0, 1], [0, 1, 1]])
+    m = LightGCN(2, 2, 3, pairs, layers=2)
+    A = torch.zeros(4, 4)
+    for u, i in pairs.T.tolist():
+        A[u, 2 + i] = A[2 + i, u] = 1
+    d = A.sum(1).clamp(min=1).rsqrt()
+    A = d[:, None] * A * d[None, :]
+    e = torch.cat([m.users.weight, m.items.weight])
+    ref = (e + A @ e + A @ A @ e) / 3
+    u, i = m()
+    torch.testing.assert_close(torch.cat([u, i]), ref)
+
+
+def without_test(artifact):
+    a = copy.deepcopy(artifact)
+    a.interactions = a.interactions[a.interactions["split"] != "test"].reset_index(drop=True)
+    return a
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_no_baseline_sees_a_test_interaction_while_training(example_graph, name):
+    """Training on the graph, and on the graph with every test interaction deleted, gives the same model."""
+    stage, loss = StageConfig(epochs=4, batch_size=4), LossConfig()
+    a = fit_baseline(name, example_graph, stage, loss, dim=8, seed=0)
+    b = fit_baseline(name, without_test(example_graph), stage, loss, dim=8, seed=0)
+    users = torch.arange(int(example_graph.data["user"].num_nodes))
+    torch.testing.assert_close(a.score(users), b.score(users))
+
+
+def test_kgrec_never_sees_a_test_interaction_while_training(example_graph, tmp_path):
+    from kgrec.train import train
+    from kgrec.train.config import make_config
+
+    cfg = make_config(None, {"graph": str(tmp_path / "g"), "model.dim": 8, "pretrain.epochs": 3,
+                             "finetune.epochs": 2, "pretrain.batch_size": 4, "finetune.batch_size": 4})
+    a = train(cfg, tmp_path / "a", artifact=example_graph, progress=False, log=lambda m: None)
+    b = train(cfg, tmp_path / "b", artifact=without_test(example_graph), progress=False, log=lambda m: None)
+    assert a.valid == b.valid
+    for k, v in a.model.state_dict().items():
+        assert torch.equal(v, b.model.state_dict()[k]), k
+
+
+def test_transfer_gain_pairs_users_and_seeds():
+    rows = []
+    for seed in (0, 1, 2):
+        for u in range(30):
+            rows.append({"model": "x", "seed": seed, "user": u, "ndcg@10": 0.5 + 0.01 * (u % 3)})
+            rows.append({"model": "y", "seed": seed, "user": u, "ndcg@10": 0.4})
+    t = transfer_gain(pd.DataFrame(rows), "x", "y", "ndcg@10")
+    assert t["gain"] == pytest.approx(0.51 / 0.4 - 1) and t["users"] == 30 and t["seeds"] == 3
+    assert t["p_users"] < 1e-4 and t["p_seeds"] == pytest.approx(0.25)
+
+
+def test_benchmark_writes_a_report_and_reuses_the_graph(tmp_path):
+    from conftest import EXAMPLE_SPEC
+    from kgrec.cli import main
+
+    args = ["benchmark", str(EXAMPLE_SPEC), "--out", str(tmp_path / "r"), "--seeds", "0,1", "--quiet",
+            "--models", "mostpop,lightgcn,lightgcn_merged,kgrec_target_only,kgrec_transfer",
+            "--set", "pretrain.epochs=3", "--set", "finetune.epochs=1", "--set", "target_only.epochs=3",
+            "--set", "model.dim=8"]
+    assert main(args) == 0
+    out = tmp_path / "r"
+    for name in ("report.md", "results.csv", "per_user.parquet", "metric_by_group.png", "training_curves.png",
+                 "benchmark.json"):
+        assert (out / name).exists(), name
+    report = (out / "report.md").read_text()
+    assert "## Transfer gain" in report and "cold-start" in report and "Sampled protocol" in report
+    results = pd.read_csv(out / "results.csv")
+    assert set(results["model"]) == {"mostpop", "lightgcn", "lightgcn_merged", "kgrec_target_only", "kgrec_transfer"}
+    assert set(results["seed"]) == {0, 1}
+    stamp = (out / "graph" / "graph.pt").stat().st_mtime_ns
+    assert main(args) == 0
+    assert (out / "graph" / "graph.pt").stat().st_mtime_ns == stamp
