@@ -201,7 +201,17 @@ def _update(args: argparse.Namespace) -> int:
     log = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     _, report = update(load_run(args.run, args.device), args.interactions, args.out, args.epochs, args.overwrite,
                        progress=False, log=log)
-    print(json.dumps(report, indent=1))
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    print(f"added {report['new_users']} users, {report['new_items']} items, {report['new_interactions']} "
+          f"interactions ({report['skipped_known']} already known, skipped); fine-tuned {args.epochs} epochs -> {args.out}")
+    k = "ndcg@10"
+    for split in ("valid", "test"):
+        before, after = report["before"].get(split, {}), report["after"].get(split, {})
+        if before:
+            print(f"  {split:<5} {k} {before[k]:.4f} -> {after[k]:.4f}   recall@10 {before['recall@10']:.4f} -> "
+                  f"{after['recall@10']:.4f}")
     return 0
 
 
@@ -343,6 +353,7 @@ def make_parser() -> argparse.ArgumentParser:
     u.add_argument("--epochs", type=int, default=3)
     u.add_argument("--overwrite", action="store_true")
     u.add_argument("--quiet", action="store_true")
+    u.add_argument("--json", action="store_true", help="print the whole report (also in OUT/update.json)")
     u.set_defaults(func=_update)
 
     v = run_parser("evaluate", "full-ranking metrics of a run on its held-out target split")

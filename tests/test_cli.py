@@ -125,7 +125,7 @@ def test_the_run_commands_work_from_the_shell(tmp_path):
     assert r.returncode == 0 and "ndcg@10" in json.loads(r.stdout)["all"]
     (tmp_path / "fb.csv").write_text("user,item\nu1,foundation\nzed,dune\n")
     r = run("update", tmp_path / "run", "--interactions", tmp_path / "fb.csv", "--out", tmp_path / "run2", "--quiet",
-            "--epochs", "1")
+            "--epochs", "1", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["new_users"] == 1
     r = run("recommend", tmp_path / "run", "--user", "nobody")
     assert r.returncode == 2 and "user.parquet" in r.stderr and "Traceback" not in r.stderr

@@ -133,3 +133,19 @@ def test_kgcn_raw_files_read_with_the_generic_readers(real_data):
     assert len(links) == 3_846 and links["entity"].astype(int).max() == 3_845
     kg = read_triples(folder / "kg.txt")
     assert len(kg) == 15_518 and kg["relation"].nunique() == 60
+
+
+@pytest.mark.parametrize("name,overrides", [
+    ("ml100k_genres", {}),
+    ("art_office", {"model.item_features": "text", "model.text_dim": 16}),
+])
+def test_transfer_and_target_only_train_end_to_end_on_a_shipped_graph(name, overrides, real_data, tmp_path):
+    from kgrec import fit, make_config
+
+    graph = build_graph(load_spec(Path(__file__).resolve().parents[1] / "graphs" / f"{name}.toml"))
+    graph.save(tmp_path / "graph")
+    small = {"graph": str(tmp_path / "graph"), "model.dim": 16, "pretrain.epochs": 1, "finetune.epochs": 1,
+             "target_only.epochs": 1, "eval.memory_mb": 64, **overrides}
+    for mode in ("transfer", "target_only"):
+        res = fit(make_config(None, {**small, "mode": mode}), tmp_path / mode, progress=False, log=lambda m: None)
+        assert 0 < res.valid["ndcg@10"] < 1 and 0 < res.test["recall@20"] < 1
