@@ -20,11 +20,12 @@ def dense_adjacency(g: RelationalGraph, r: int, values: torch.Tensor) -> torch.T
 
 def compgcn_reference(layer: CompGCNLayer, x, rel, g: RelationalGraph):
     """Sum over relations of dense normalised adjacency matrices: O(R·N²), for checking only."""
-    out = layer.w_self(x)
+    out = layer.w_self(x) if layer.transform else 0
     for r in range(len(g.relations)):
-        h = x * rel[r] if layer.composition == "mult" else x - rel[r]
-        w = layer.w_reverse if g.reverse[r] else layer.w_forward
-        out = out + dense_adjacency(g, r, g.norm) @ w(h)
+        h = {"mult": x * rel[r], "sub": x - rel[r], "none": x}[layer.composition]
+        if layer.transform:
+            h = (layer.w_reverse if g.reverse[r] else layer.w_forward)(h)
+        out = out + dense_adjacency(g, r, g.norm) @ h
     return out
 
 
@@ -43,22 +44,24 @@ def make_layer(kind: str, g: RelationalGraph, d_in: int, d_out: int):
         return RGCNLayer(d_in, d_out, len(g.relations), num_bases=3)
     if kind == "rgcn-full":
         return RGCNLayer(d_in, d_out, len(g.relations), num_bases=0)
-    return CompGCNLayer(d_in, d_out, kind.split("-")[1], init="xavier")
+    parts = kind.split("-")
+    return CompGCNLayer(d_in, d_out, parts[1], init="xavier", transform=len(parts) < 3)
 
 
-LAYERS = ["compgcn-sub", "compgcn-mult", "rgcn-bases", "rgcn-full"]
+LAYERS = ["compgcn-sub", "compgcn-mult", "compgcn-mult-light", "compgcn-none-light", "rgcn-bases", "rgcn-full"]
 
 
 @pytest.mark.parametrize("kind", LAYERS)
 def test_layer_equals_its_dense_reference(example_graph, kind):
     torch.manual_seed(0)
     g = graph_of(example_graph)
-    layer = make_layer(kind, g, 8, 6)
+    d_out = 8 if kind.endswith("light") else 6
+    layer = make_layer(kind, g, 8, d_out)
     x, rel = torch.randn(g.num_nodes, 8), torch.randn(len(g.relations), 8)
     out, rel_out = layer(x, rel, g)
-    assert out.shape == (g.num_nodes, 6)
+    assert out.shape == (g.num_nodes, d_out)
     if kind.startswith("compgcn"):
-        assert rel_out.shape == (len(g.relations), 6)
+        assert rel_out.shape == (len(g.relations), 6 if layer.transform else 8)
         ref = compgcn_reference(layer, x, rel, g)
     else:
         ref = rgcn_reference(layer, x, g)
@@ -87,16 +90,20 @@ def test_gradients_reach_every_weight_and_input(example_graph, kind):
     (out.square().sum() + rel_out.sum()).backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
     assert rel.grad is not None and rel.grad.abs().sum() > 0
+    if kind.endswith("light"):
+        assert not list(layer.parameters())
     for name, p in layer.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
-def test_identity_init_starts_as_plain_normalised_propagation(example_graph):
+@pytest.mark.parametrize("composition,transform", [("mult", False), ("mult", True), ("sub", True), ("none", False)])
+def test_the_default_encoder_starts_as_plain_normalised_propagation(example_graph, composition, transform):
     g = graph_of(example_graph)
-    layer = CompGCNLayer(5, 5, "sub", init="identity")
-    x, rel = torch.randn(g.num_nodes, 5), torch.zeros(len(g.relations), 5)
+    enc = Encoder(g.sizes, len(g.relations), ModelConfig(dim=5, layers=1, composition=composition,
+                                                         transform=transform, combine="last"))
     A = sum(dense_adjacency(g, r, g.norm) for r in range(len(g.relations)))
-    torch.testing.assert_close(layer(x, rel, g)[0], A @ x, rtol=1e-5, atol=1e-6)
+    out = enc(g)
+    torch.testing.assert_close(out.h, A @ out.h0, rtol=1e-5, atol=1e-6)
 
 
 def test_flattening_keeps_every_edge_at_its_type_offset(example_graph):

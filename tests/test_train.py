@@ -71,7 +71,7 @@ def test_frozen_fine_tuning_leaves_the_encoder_bit_identical(artifact_dir, tmp_p
 
 def test_upper_fine_tuning_trains_only_the_last_layers_and_the_head(artifact_dir, tmp_path):
     cfg = config(artifact_dir, **{"finetune.mode": "upper", "finetune.upper_layers": 1, "model.head": "distmult",
-                                  "finetune.lr": 0.1})
+                                  "finetune.lr": 0.1, "model.transform": True})
     res = run(cfg, tmp_path / "run")
     before = best_pretrain_state(res.run_dir)
     last = torch.load(res.run_dir / "checkpoints" / "finetune.pt", weights_only=True)["model"]
@@ -173,7 +173,9 @@ def test_config_errors_name_the_key(tmp_path):
     with pytest.raises(SpecError, match="graph.*required"):
         parse_config({})
     with pytest.raises(SpecError, match="finetune.upper_layers"):
-        parse_config({"graph": "g", "finetune": {"mode": "upper", "upper_layers": 5}})
+        parse_config({"graph": "g", "model": {"transform": True}, "finetune": {"mode": "upper", "upper_layers": 5}})
+    with pytest.raises(SpecError, match="finetune.mode.*transform"):
+        parse_config({"graph": "g", "finetune": {"mode": "upper"}})
 
 
 def test_a_missing_device_is_a_clear_error(artifact_dir, tmp_path):

@@ -42,7 +42,7 @@ from kgrec.train.config import TrainConfig
 from kgrec.train.trainer import train
 
 KGREC_MODELS = ("kgrec_target_only", "kgrec_transfer", "kgrec_transfer_upper", "kgrec_transfer_frozen")
-DEFAULT_MODELS = BASELINES + ("kgrec_target_only", "kgrec_transfer", "kgrec_transfer_upper")
+DEFAULT_MODELS = BASELINES + ("kgrec_target_only", "kgrec_transfer")
 TARGET_ONLY = ("mostpop", "bprmf", "lightgcn", "kgrec_target_only")
 CROSS_DOMAIN = ("lightgcn_merged", "cmf", "emcdr")
 KS = (10, 20)
@@ -95,6 +95,9 @@ def run_benchmark(artifact: GraphArtifact, config: TrainConfig, out: str | Path,
     unknown = [m for m in models if m not in BASELINES + KGREC_MODELS]
     if unknown:
         raise KgrecError(f"unknown model(s) {unknown}; known: {', '.join(BASELINES + KGREC_MODELS)}")
+    if "kgrec_transfer_upper" in models and config.model.layer == "compgcn" and not config.model.transform:
+        raise KgrecError("kgrec_transfer_upper fine-tunes the last layers' weights; CompGCN layers have none "
+                         "without model.transform = true (--set model.transform=true) — leave that model out")
     if "kgrec_transfer_frozen" in models and config.model.head == "dot":
         raise KgrecError("kgrec_transfer_frozen trains the head only; the 'dot' head has none: "
                          "set model.head = 'distmult' (--set model.head=distmult) or leave that model out")

@@ -26,8 +26,9 @@ class ModelConfig:
     dim: int = field(default=64, metadata={"lo": 1})
     layers: int = field(default=2, metadata={"lo": 0})
     layer: str = field(default="compgcn", metadata={"choices": LAYERS})
-    composition: str = field(default="sub", metadata={"choices": COMPOSITIONS})
+    composition: str = field(default="mult", metadata={"choices": COMPOSITIONS})
     init: str = field(default="identity", metadata={"choices": INITS})
+    transform: bool = False
     num_bases: int = field(default=8, metadata={"lo": 0})
     combine: str = field(default="mean", metadata={"choices": COMBINES})
     activation: str = field(default="none", metadata={"choices": tuple(ACTIVATIONS)})
@@ -83,7 +84,7 @@ class Encoder(nn.Module):
         self.projections = nn.ModuleDict({t: nn.Linear(f.shape[1], d, bias=False) for t, f in features.items()})
         self.relations = nn.Embedding(num_relations, d)
         if config.layer == "compgcn":
-            self.layers = nn.ModuleList(CompGCNLayer(d, d, config.composition, config.init) for _ in range(config.layers))
+            self.layers = nn.ModuleList(CompGCNLayer(d, d, config.composition, config.init, config.transform) for _ in range(config.layers))
         else:
             self.layers = nn.ModuleList(RGCNLayer(d, d, num_relations, config.num_bases) for _ in range(config.layers))
         self.activation = ACTIVATIONS[config.activation]()
@@ -93,7 +94,12 @@ class Encoder(nn.Module):
     def reset_parameters(self) -> None:
         for emb in self.embeddings.values():
             nn.init.normal_(emb.weight, std=0.1)
-        nn.init.normal_(self.relations.weight, std=0.1)
+        if self.config.composition == "mult" and self.config.init == "identity":
+            nn.init.ones_(self.relations.weight)  # h_u * z_r starts as h_u: plain propagation
+        elif self.config.composition == "sub" and self.config.init == "identity":
+            nn.init.zeros_(self.relations.weight)  # h_u - z_r starts as h_u
+        else:
+            nn.init.normal_(self.relations.weight, std=0.1)
         for m in list(self.projections.values()) + list(self.layers):
             m.reset_parameters()
 

@@ -55,6 +55,17 @@ def sparse_op(rows: Tensor, cols: Tensor, values: Tensor, shape: tuple[int, int]
 
 
 @dataclass
+class StackedRelations:
+    """All (relation, destination) pairs of one direction stacked: ``gather`` ``[P, N]`` sums each
+    pair's normalised incoming messages, ``relation`` ``[P]`` says whose, ``scatter`` ``[N, P]``
+    adds the pairs back onto their destinations. P <= E."""
+
+    gather: SparseOp
+    relation: Tensor
+    scatter: SparseOp
+
+
+@dataclass
 class RelationBlock:
     """The edges of one relation: ``rows`` ``[n_r]`` (their distinct destinations) and
     ``op``, the ``[n_r, N]`` normalised adjacency from all nodes to those rows."""
@@ -139,6 +150,21 @@ class RelationalGraph:
             m = self._direction(reverse)
             self._cache[key] = sparse_op(self.edge_index[1][m], self.edge_type[m], self.norm[m],
                                          (self.num_nodes, self.num_relations))
+        return self._cache[key]
+
+    def relation_rows(self, reverse: bool = False) -> StackedRelations:
+        """The (relation, destination) pairs of the forward (or reverse) edges, for relation-gated messages."""
+        key = f"stacked-{reverse}"
+        if key not in self._cache:
+            m = self._direction(reverse)
+            src, dst, rel = self.edge_index[0][m], self.edge_index[1][m], self.edge_type[m]
+            pairs, row = torch.unique(rel * self.num_nodes + dst, return_inverse=True)
+            p = len(pairs)
+            gather = sparse_op(row, src, self.norm[m], (p, self.num_nodes))
+            dest = pairs % self.num_nodes
+            scatter = sparse_op(dest, torch.arange(p, device=self.device), torch.ones(p, device=self.device),
+                                (self.num_nodes, p))
+            self._cache[key] = StackedRelations(gather, pairs // self.num_nodes, scatter)
         return self._cache[key]
 
     def relation_blocks(self, norm: str = "sym") -> list[RelationBlock]:

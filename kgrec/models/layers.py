@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from kgrec.models.graph import RelationalGraph
 
-COMPOSITIONS = ("sub", "mult")
+COMPOSITIONS = ("sub", "mult", "none")
 INITS = ("identity", "xavier")
 
 
@@ -28,12 +28,18 @@ class CompGCNLayer(nn.Module):
     Since :math:`W_{dir}` is linear, messages are summed per direction before it
     is applied. ``"sub"`` is two CSR products per direction,
     :math:`A_{dir} H - B_{dir} Z` (:math:`B` sums :math:`c_{uv}` per relation);
-    ``"mult"`` is one CSR product per relation over that relation's edges.
-    Cost: O(E·d + N·d²) time, O(E + N·d) memory.
+    ``"mult"`` gathers per (relation, destination) pair with one CSR product,
+    gates each row by its :math:`z_r` and scatters with another; ``"none"``
+    ignores the relation (plain normalised propagation).
+    Cost: O(E·d + N·d²) time (O(E·d) without transforms), O(E + N·d) memory.
+
+    With ``transform=False`` the weights are left out:
+    :math:`h_v' = \sum c_{uv} \phi(h_u, z_r)` and :math:`z_r' = z_r`.
 
     Args:
         in_dim, out_dim: feature sizes.
-        composition: ``"sub"`` or ``"mult"``.
+        composition: ``"sub"``, ``"mult"`` or ``"none"``.
+        transform: apply :math:`W_{self}, W_{dir}, W_{rel}`; without them the layer has no parameters.
         init: ``"identity"`` (square layers start at :math:`W_{dir} = W_{rel} = I`,
             :math:`W_{self} = 0`, i.e. as normalised propagation) or ``"xavier"``.
 
@@ -41,20 +47,27 @@ class CompGCNLayer(nn.Module):
         x ``[N, in_dim]``, rel ``[R, in_dim]`` -> ``[N, out_dim]``, ``[R, out_dim]``.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, composition: str = "sub", init: str = "identity"):
+    def __init__(self, in_dim: int, out_dim: int, composition: str = "sub", init: str = "identity",
+                 transform: bool = True):
         super().__init__()
+        if not transform and in_dim != out_dim:
+            raise ValueError("a layer without transforms needs in_dim == out_dim")
+        self.transform = transform
         if composition not in COMPOSITIONS:
             raise ValueError(f"composition must be one of {COMPOSITIONS}, got {composition!r}")
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
         self.composition, self.init = composition, init
-        self.w_forward = nn.Linear(in_dim, out_dim, bias=False)
-        self.w_reverse = nn.Linear(in_dim, out_dim, bias=False)
-        self.w_self = nn.Linear(in_dim, out_dim, bias=True)
-        self.w_rel = nn.Linear(in_dim, out_dim, bias=False)
+        if transform:
+            self.w_forward = nn.Linear(in_dim, out_dim, bias=False)
+            self.w_reverse = nn.Linear(in_dim, out_dim, bias=False)
+            self.w_self = nn.Linear(in_dim, out_dim, bias=True)
+            self.w_rel = nn.Linear(in_dim, out_dim, bias=False)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        if not self.transform:
+            return
         for lin in (self.w_forward, self.w_reverse, self.w_self, self.w_rel):
             lin.reset_parameters()
         if self.init == "identity" and self.w_forward.weight.shape[0] == self.w_forward.weight.shape[1]:
@@ -65,17 +78,19 @@ class CompGCNLayer(nn.Module):
             nn.init.zeros_(self.w_self.bias)
 
     def forward(self, x: Tensor, rel: Tensor, graph: RelationalGraph) -> tuple[Tensor, Tensor]:
-        out = self.w_self(x)
-        for reverse, w in ((False, self.w_forward), (True, self.w_reverse)):
-            if self.composition == "sub":
+        out = self.w_self(x) if self.transform else 0
+        for reverse in (False, True):
+            if self.composition == "none":
+                agg = graph.adjacency(reverse)(x)
+            elif self.composition == "sub":
                 agg = graph.adjacency(reverse)(x) - graph.relation_incidence(reverse)(rel)
             else:
-                agg = x.new_zeros(x.shape)
-                for block in graph.relation_blocks("sym"):
-                    if bool(graph.reverse[block.relation]) == reverse:
-                        agg = agg.index_add(0, block.rows, block.op(x) * rel[block.relation])
-            out = out + w(agg)
-        return out, self.w_rel(rel)
+                stacked = graph.relation_rows(reverse)
+                agg = stacked.scatter(stacked.gather(x) * rel[stacked.relation])
+            if self.transform:
+                agg = (self.w_reverse if reverse else self.w_forward)(agg)
+            out = out + agg
+        return out, (self.w_rel(rel) if self.transform else rel)
 
 
 class RGCNLayer(nn.Module):

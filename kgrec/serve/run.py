@@ -95,7 +95,10 @@ class Run:
                 self._cache[key] = dict(zip(sub["id"].astype(str), sub["index"].astype(int)))
             if item_id in self._cache[key]:
                 return self._cache[key][item_id]
-        return _lookup({}, item_id, "item", self.config.graph, "(prefix it with its domain, e.g. 'books:dune')")
+        known = {f"{self.domain_name(TARGET)}:{k}": v for k, v in self._cache.get(f"item-{TARGET}", {}).items()}
+        return _lookup(known, item_id, "item", self.config.graph,
+                       f"(a bare id is looked up in the target domain first; prefix it with its domain, "
+                       f"e.g. '{self.domain_name(SOURCE)}:ID')")
 
     def _ids(self, node_type: str) -> dict[str, int]:
         key = f"ids-{node_type}"

@@ -53,7 +53,7 @@ class StageConfig:
     without a better validation score."""
 
     epochs: int = field(default=40, metadata={"lo": 0})
-    lr: float = field(default=0.001, metadata={"lo": 0.0})
+    lr: float = field(default=0.005, metadata={"lo": 0.0})
     batch_size: int = field(default=2048, metadata={"lo": 1})
     patience: int = field(default=5, metadata={"lo": 1})
     weight_decay: float = field(default=0.0, metadata={"lo": 0.0})
@@ -66,7 +66,7 @@ class FinetuneConfig(StageConfig):
 
     mode: str = field(default="full", metadata={"choices": FINETUNE_MODES})
     upper_layers: int = field(default=1, metadata={"lo": 1})
-    lr: float = field(default=0.0005, metadata={"lo": 0.0})
+    lr: float = field(default=0.001, metadata={"lo": 0.0})
     epochs: int = field(default=20, metadata={"lo": 0})
     patience: int = field(default=3, metadata={"lo": 1})
 
@@ -138,6 +138,10 @@ def parse_config(data: dict, path: str = "<config>", root: str | Path = ".") -> 
     if cfg.finetune.mode == "frozen" and cfg.model.head == "dot" and cfg.mode == "transfer":
         raise SpecError(path, "finetune.mode", "'frozen' trains the head only, and the 'dot' head has no "
                                                "parameters: choose model.head = 'distmult', 'bilinear' or 'mlp'")
+    if cfg.finetune.mode == "upper" and cfg.model.layer == "compgcn" and not cfg.model.transform \
+            and cfg.mode == "transfer":
+        raise SpecError(path, "finetune.mode", "'upper' trains the last layers' weights, and CompGCN layers "
+                                               "have none without model.transform = true")
     if cfg.finetune.mode == "upper" and cfg.finetune.upper_layers > cfg.model.layers:
         raise SpecError(path, "finetune.upper_layers",
                         f"{cfg.finetune.upper_layers} exceeds model.layers = {cfg.model.layers}")
