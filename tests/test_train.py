@@ -199,3 +199,19 @@ def test_every_shipped_training_config_parses():
     for path in configs:
         cfg = make_config(path)
         assert Path(cfg.graph).parent.name == "artifacts", path
+
+
+@pytest.mark.parametrize("overrides", [
+    {"loss.align": "mmd", "loss.align_weight": 0.5},
+    {"loss.align": "adversarial", "loss.align_weight": 0.5},
+    {"loss.loss": "bce", "loss.negatives": 3, "loss.sampler": "popularity", "loss.kg_loss": "distmult"},
+    {"model.layer": "rgcn", "model.num_bases": 2, "finetune.mode": "upper"},
+    {"model.transform": True, "model.composition": "sub", "model.combine": "concat", "model.head": "bilinear"},
+    {"model.head": "mlp", "model.dropout": 0.2, "model.activation": "tanh"},
+], ids=["mmd", "adversarial", "bce-popularity-distmult", "rgcn-upper", "sub-transform-concat", "mlp-dropout"])
+def test_every_option_trains_and_logs_its_losses(artifact_dir, tmp_path, overrides):
+    res = run(config(artifact_dir, **overrides), tmp_path / "run")
+    hist = res.history.dropna(subset=["loss"])
+    assert len(hist) > 0 and hist["loss"].notna().all() and 0 <= res.valid["ndcg@10"] <= 1
+    if "loss.align" in overrides:
+        assert hist["loss_align"].notna().any()
