@@ -27,7 +27,7 @@ def _stats(xs: list[float]) -> str:
 
 def main() -> None:
     from kgrec import build_graph, load_graph, load_spec
-    from kgrec.cli import _override_value
+    from kgrec.cli import parse_overrides
     from kgrec.train import train
     from kgrec.train.config import make_config
 
@@ -44,8 +44,7 @@ def main() -> None:
     if not args.artifact and not (artifact / "manifest.json").exists():
         build_graph(load_spec(ROOT / "graphs" / f"{args.graph}.toml")).save(artifact)
     load_graph(artifact)  # fail early on a bad artifact
-    overrides = dict(kv.split("=", 1) for kv in args.set)
-    overrides = {k: _override_value(v) for k, v in overrides.items()}
+    overrides = parse_overrides(args.set)
     rows = {}
     for mode in ("target_only", "transfer"):
         for seed in map(int, args.seeds.split(",")):
@@ -60,7 +59,7 @@ def main() -> None:
             rows.setdefault(mode, []).append({"valid": res.valid, "test": res.test, "epoch_s": epoch_s,
                                               "epochs": epochs, "wall_s": time.perf_counter() - t0})
     print(f"\ngraph {args.graph}, seeds {args.seeds}, overrides {overrides or 'none'}, device {args.device}\n")
-    print(f"| mode | valid NDCG@10 | valid Recall@10 | test NDCG@10 | test Recall@10 | epochs | s/epoch | wall s |")
+    print("| mode | valid NDCG@10 | valid Recall@10 | test NDCG@10 | test Recall@10 | epochs | s/epoch | wall s |")
     print("|---|---|---|---|---|---|---|---|")
     for mode, rs in rows.items():
         col = lambda split, m: _stats([r[split][m] for r in rs])

@@ -87,26 +87,32 @@ def _datasets(args: argparse.Namespace) -> int:
     return 0
 
 
-def _override_value(text: str):
-    """``--set`` values are TOML literals (``5``, ``0.1``, ``true``, ``[10, 20]``); anything else is a string."""
+def parse_overrides(items: list[str] | None) -> dict:
+    """``--set KEY=VALUE`` items as a dict; values are TOML literals (``5``, ``0.1``, ``true``,
+    ``[10, 20]``), anything else a string.
+
+    Raises:
+        KgrecError: an item without ``=`` or without a key.
+    """
     import tomllib
 
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
+    out = {}
+    for item in items or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise KgrecError(f"--set expects KEY=VALUE (e.g. pretrain.epochs=5), got {item!r}")
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = value.strip()
+    return out
 
 
 def _train(args: argparse.Namespace) -> int:
     from kgrec.train import train
     from kgrec.train.config import make_config
 
-    overrides = {}
-    for item in args.set or []:
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise KgrecError(f"--set expects KEY=VALUE (e.g. pretrain.epochs=5), got {item!r}")
-        overrides[key.strip()] = _override_value(value.strip())
+    overrides = parse_overrides(args.set)
     for key in ("graph", "mode", "seed", "device"):
         if getattr(args, key) is not None:
             overrides[key] = str(Path(getattr(args, key)).resolve()) if key == "graph" else getattr(args, key)
@@ -253,12 +259,7 @@ def _benchmark(args: argparse.Namespace) -> int:
         else:
             artifact = build_graph(spec, progress=not args.quiet)
             artifact.save(graph_dir)
-    overrides = {"graph": str(graph_dir.resolve()), "device": args.device}
-    for item in args.set or []:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise KgrecError(f"--set expects KEY=VALUE, got {item!r}")
-        overrides[key.strip()] = _override_value(value.strip())
+    overrides = {"graph": str(graph_dir.resolve()), "device": args.device, **parse_overrides(args.set)}
     config = make_config(args.config, overrides)
     models = tuple(args.models.split(",")) if args.models else DEFAULT_MODELS + (
         ("kgrec_transfer_upper",) if config.model.transform or config.model.layer == "rgcn" else ()) + (

@@ -31,15 +31,14 @@ from kgrec.atomic import atomic_file
 from kgrec.errors import KgrecError
 from kgrec.eval.groups import (bucket_recall, coverage, item_popularity, popularity_bias, popularity_buckets,
                                user_groups)
-from kgrec.eval.metrics import hit_matrix, ranking_metrics
-from kgrec.eval.ranking import rank, ranking_task
+from kgrec.eval.ranking import evaluate, metrics_of_top, rank, ranking_task
 from kgrec.eval.sampled import sampled_candidates, sampled_metrics
 from kgrec.graph.artifact import GraphArtifact
 from kgrec.graph.views import target_only
 from kgrec.models import RelationalGraph
 from kgrec.train.baselines import BASELINES, fit_baseline
 from kgrec.train.config import TrainConfig
-from kgrec.train.trainer import train
+from kgrec.train.trainer import resolve_device, train
 
 KGREC_MODELS = ("kgrec_target_only", "kgrec_transfer", "kgrec_transfer_upper", "kgrec_transfer_frozen")
 DEFAULT_MODELS = BASELINES + ("kgrec_target_only", "kgrec_transfer")
@@ -111,6 +110,8 @@ def run_benchmark(artifact: GraphArtifact, config: TrainConfig, out: str | Path,
     pop = item_popularity(artifact)
     buckets = popularity_buckets(pop, task.items)
     cand = sampled_candidates(artifact, "test", sampled, seed=0) if sampled else None
+    device = resolve_device(config.device)  # where every scorer returns its scores
+    valid_items, test_items = valid_task.items.to(device), task.items.to(device)
     per_user, long_rows, curves, seconds = [], [], [], []
     for seed in seeds:
         for name in models:
@@ -120,16 +121,10 @@ def run_benchmark(artifact: GraphArtifact, config: TrainConfig, out: str | Path,
             if len(hist):
                 curves.append(hist.assign(model=name, seed=seed))
             if len(valid_task.users):  # model selection (best fine-tune mode, best baseline) looks at this only
-                vtop = rank(lambda u: scorer(u)[:, valid_task.items.to(scorer(u[:1]).device)], valid_task, 10,
-                            config.eval.memory_mb, config.device)
-                vptr = valid_task.relevant[0]
-                vm = ranking_metrics(hit_matrix(vtop, valid_task.relevant, len(valid_task.items)), vptr[1:] - vptr[:-1],
-                                     (10,))
+                vm = evaluate(lambda u: scorer(u)[:, valid_items], valid_task, (10,), config.eval.memory_mb, device)
                 long_rows.append((name, seed, "valid", "ndcg@10", float(vm["ndcg@10"].mean())))
-            top = rank(lambda u: scorer(u)[:, task.items.to(scorer(u[:1]).device)], task, max(KS),
-                       config.eval.memory_mb, config.device)
-            indptr = task.relevant[0]
-            m = ranking_metrics(hit_matrix(top, task.relevant, len(task.items)), indptr[1:] - indptr[:-1], KS)
+            top = rank(lambda u: scorer(u)[:, test_items], task, max(KS), config.eval.memory_mb, device)
+            m = metrics_of_top(top, task, KS)
             frame = pd.DataFrame({k: v.numpy() for k, v in m.items()})
             frame.insert(0, "user", task.users.numpy())
             frame.insert(0, "seed", seed)
@@ -144,7 +139,7 @@ def run_benchmark(artifact: GraphArtifact, config: TrainConfig, out: str | Path,
             long_rows.append((name, seed, "all", "arp@10", popularity_bias(top, pop[task.items], 10)))
             if cand is not None:
                 users, pos, neg = cand
-                pairs = lambda u, c: scorer(u).gather(1, c.to(scorer(u[:1]).device))
+                pairs = lambda u, c: scorer(u).gather(1, c.to(device))
                 for metric, v in sampled_metrics(pairs, users, pos, neg, (10,)).items():
                     long_rows.append((name, seed, "all", metric, float(v.mean())))
     results = pd.DataFrame(long_rows, columns=["model", "seed", "group", "metric", "value"])

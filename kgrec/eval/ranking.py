@@ -98,7 +98,11 @@ def rank(score_fn: Callable[[Tensor], Tensor], task: RankingTask, k: int, memory
 def evaluate(score_fn: Callable[[Tensor], Tensor], task: RankingTask, ks: tuple[int, ...] = (10, 20),
              memory_mb: int = 256, device: torch.device | str = "cpu") -> dict[str, Tensor]:
     """Per-user metrics ``{"ndcg@10": [U], ...}`` (see :mod:`kgrec.eval.metrics`) of ``task``."""
-    top = rank(score_fn, task, max(ks), memory_mb, device)
+    return metrics_of_top(rank(score_fn, task, max(ks), memory_mb, device), task, ks)
+
+
+def metrics_of_top(top: Tensor, task: RankingTask, ks: tuple[int, ...]) -> dict[str, Tensor]:
+    """Per-user metrics of ranked lists ``top`` ``[U, K]`` (positions into ``task.items``)."""
     indptr, _ = task.relevant
     hits = hit_matrix(top, task.relevant, len(task.items))
     return ranking_metrics(hits, indptr[1:] - indptr[:-1], ks)

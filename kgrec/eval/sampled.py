@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from kgrec.graph.artifact import TARGET, GraphArtifact
+from kgrec.train.sampling import NegativeSampler
 
 
 def sampled_candidates(artifact: GraphArtifact, split: str = "test", n: int = 999, seed: int = 0,
@@ -22,21 +23,11 @@ def sampled_candidates(artifact: GraphArtifact, split: str = "test", n: int = 99
     """``(users [P], positives [P], negatives [P, n])`` item indices for every held-out pair of ``split``;
     the negatives of a pair avoid every item the user has in ``domain`` (any split). Seeded."""
     held = artifact.split(split, domain)
-    items = artifact.items_of(domain)
     every = artifact.interactions[artifact.interactions["domain"] == domain]
-    m = int(items.max()) + 1 if len(items) else 1
-    known = torch.unique(torch.tensor(every["user"].to_numpy() * m + every["item"].to_numpy(), dtype=torch.long))
-    gen = torch.Generator().manual_seed(seed)
-    users = held[0].repeat_interleave(n)
-    neg = items[torch.randint(len(items), (len(users),), generator=gen)]
-    for _ in range(50):
-        q = users * m + neg
-        i = torch.searchsorted(known, q).clamp(max=len(known) - 1)
-        bad = known[i] == q
-        if not bool(bad.any()):
-            break
-        neg[bad] = items[torch.randint(len(items), (int(bad.sum()),), generator=gen)]
-    return held[0], held[1], neg.view(-1, n)
+    users = torch.tensor(every["user"].to_numpy(), dtype=torch.long)
+    items = torch.tensor(every["item"].to_numpy(), dtype=torch.long)
+    sampler = NegativeSampler(users, items, artifact.items_of(domain), int(artifact.data["user"].num_nodes))
+    return held[0], held[1], sampler.sample(held[0], n, torch.Generator().manual_seed(seed))
 
 
 def sampled_metrics(score_pairs: Callable[[Tensor, Tensor], Tensor], users: Tensor, positives: Tensor,

@@ -61,6 +61,12 @@ class GraphArtifact:
         t = self.nodes["item"]
         return torch.tensor(t.index[t["domain"] == domain].to_numpy(), dtype=torch.long)
 
+    def domain_name(self, role: str) -> str:
+        """The name the spec gave domain ``role`` (``source`` or ``target``), e.g. ``books``."""
+        t = self.nodes["item"]
+        names = t.loc[t["domain"] == role, "domain_name"]
+        return str(names.iloc[0]) if len(names) else role
+
     def save(self, out: str | Path, overwrite: bool = True) -> Path:
         """Write the artifact directory atomically (a temporary sibling renamed into place)."""
         with atomic_directory(out, overwrite=overwrite) as tmp:

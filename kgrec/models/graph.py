@@ -167,10 +167,9 @@ class RelationalGraph:
             self._cache[key] = StackedRelations(gather, pairs // self.num_nodes, scatter)
         return self._cache[key]
 
-    def relation_blocks(self, norm: str = "sym") -> list[RelationBlock]:
-        """One block per non-empty relation, normalised by ``"sym"`` (the graph's ``c_uv``)
-        or ``"mean"`` (``1 / in_deg_r(v)``, as in R-GCN)."""
-        key = f"blocks-{norm}"
+    def relation_blocks(self) -> list[RelationBlock]:
+        """One block per non-empty relation, mean-normalised (``1 / in_deg_r(v)``, as in R-GCN)."""
+        key = "blocks-mean"
         if key not in self._cache:
             blocks = []
             src, dst = self.edge_index
@@ -179,11 +178,8 @@ class RelationalGraph:
                 if not bool(m.any()):
                     continue
                 rows, local = torch.unique(dst[m], return_inverse=True)
-                if norm == "sym":
-                    values = self.norm[m]
-                else:
-                    deg = torch.zeros(len(rows), device=self.device).index_add_(0, local, self.norm[m].new_ones(len(local)))
-                    values = 1.0 / deg[local]
+                deg = torch.zeros(len(rows), device=self.device).index_add_(0, local, self.norm[m].new_ones(len(local)))
+                values = 1.0 / deg[local]
                 op = sparse_op(local, src[m], values, (len(rows), self.num_nodes))
                 blocks.append(RelationBlock(r, rows, op))
             self._cache[key] = blocks

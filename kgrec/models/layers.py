@@ -139,6 +139,6 @@ class RGCNLayer(nn.Module):
     def forward(self, x: Tensor, rel: Tensor, graph: RelationalGraph) -> tuple[Tensor, Tensor]:
         weights = self.relation_weights()
         out = self.w_self(x)
-        for block in graph.relation_blocks("mean"):
+        for block in graph.relation_blocks():
             out = out.index_add(0, block.rows, block.op(x) @ weights[block.relation])
         return out, rel

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from kgrec.graph.artifact import reverse_relation
 from kgrec.serve.run import Run
 
 
@@ -86,8 +87,7 @@ def _reverse_walk(walk: list[tuple], graph) -> list[tuple]:
     back = []
     for v, w, r, c in reversed(walk):
         s, name, d = rels[r]
-        rev = name[4:] if name.startswith("rev_") else f"rev_{name}"
-        back.append((w, v, index.get((d, rev, s), r), c))
+        back.append((w, v, index.get((d, reverse_relation(name), s), r), c))
     return back
 
 

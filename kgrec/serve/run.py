@@ -9,7 +9,6 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
 import torch
 from torch import Tensor
 
@@ -129,9 +128,8 @@ class Run:
         return self._cache[key]
 
     def domain_name(self, role: str) -> str:
-        items = self.artifact.nodes["item"]
-        sub = items[items["domain"] == role]
-        return str(sub["domain_name"].iloc[0]) if len(sub) else role
+        """:meth:`GraphArtifact.domain_name`."""
+        return self.artifact.domain_name(role)
 
     def seen_items(self, user: int, domain: str = TARGET, splits: tuple[str, ...] = ("train",)) -> Tensor:
         """Items of ``domain`` the user interacted with in ``splits``."""

@@ -69,8 +69,7 @@ def fold_in(artifact: GraphArtifact, feedback: pd.DataFrame) -> tuple[GraphArtif
         user_ids[u] = len(user_ids)
     item_ids = {(r, i): k for r, i, k in zip(items["domain"], items["id"].astype(str), items["index"])}
     new_items = [key for key in dict.fromkeys(zip(feedback["domain"], feedback["item"])) if key not in item_ids]
-    domain_names = {r: (items.loc[items["domain"] == r, "domain_name"].iloc[0] if (items["domain"] == r).any() else r)
-                    for r in (SOURCE, TARGET)}
+    domain_names = {r: artifact.domain_name(r) for r in (SOURCE, TARGET)}
     for key in new_items:
         item_ids[key] = len(item_ids)
     if new_users:

@@ -30,8 +30,9 @@ from kgrec.eval import RankingTask, evaluate, mean_metrics, ranking_task
 from kgrec.graph.artifact import SOURCE, TARGET, GraphArtifact
 from kgrec.models.baselines import MF, LightGCN, Mapping, most_popular
 from kgrec.train.config import LossConfig, StageConfig
-from kgrec.train.losses import RANKING_LOSSES
+from kgrec.train.losses import RANKING_LOSSES, l2_penalty
 from kgrec.train.sampling import NegativeSampler
+from kgrec.train.trainer import resolve_device
 
 BASELINES = ("mostpop", "bprmf", "lightgcn", "lightgcn_merged", "cmf", "emcdr")
 
@@ -77,7 +78,7 @@ def _fit_mf(model: MF, artifact: GraphArtifact, domains: tuple[str, ...], stage:
                 s_pos = (eu * items_emb[pos]).sum(-1)
                 s_neg = (eu.unsqueeze(1) * items_emb[neg]).sum(-1)
                 batch_loss = batch_loss + RANKING_LOSSES[loss.loss](s_pos, s_neg)
-                reg = reg + (u0[u].square().sum() + i0[pos].square().sum() + i0[neg].square().sum()) / (2 * len(idx))
+                reg = reg + l2_penalty(u0[u], i0[pos], i0[neg], batch_size=len(idx))
             total_loss = batch_loss + loss.l2 * reg
             opt.zero_grad(set_to_none=True)
             total_loss.backward()
@@ -124,7 +125,7 @@ def fit_baseline(name: str, artifact: GraphArtifact, stage: StageConfig, loss: L
     """
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; expected one of {', '.join(BASELINES)}")
-    device = torch.device(device)
+    device = resolve_device(str(device))
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()

@@ -45,9 +45,10 @@ def kg_loss(h: Tensor, r: Tensor, t: Tensor, t_neg: Tensor, score: str = "transe
     return bpr_loss(f(h, r, t), f(h, r, t_neg))
 
 
-def l2_penalty(*embeddings: Tensor) -> Tensor:
-    r""":math:`\frac{1}{2B}\sum \lVert e\rVert^2` over the rows of the given ``[B, d]`` tensors."""
-    b = embeddings[0].shape[0]
+def l2_penalty(*embeddings: Tensor, batch_size: int | None = None) -> Tensor:
+    r""":math:`\frac{1}{2B}\sum \lVert e\rVert^2` over the rows of the given tensors; ``B`` is
+    ``batch_size`` (the number of training pairs), by default the first tensor's rows."""
+    b = embeddings[0].shape[0] if batch_size is None else batch_size
     return sum(e.square().sum() for e in embeddings) / (2 * max(b, 1))
 
 
