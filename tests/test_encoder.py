@@ -127,6 +127,23 @@ def test_encoder_combines_its_layers(example_graph, combine, width):
     assert out.h0.shape == (g.num_nodes, 8) and out.z.shape == (len(g.relations), 8)
 
 
+def test_noise_moves_every_layer_output_by_its_length_within_the_orthant(example_graph):
+    g = graph_of(example_graph)
+    enc = Encoder(g.sizes, len(g.relations), ModelConfig(dim=8, layers=2))
+    clean = enc(g)
+    assert len(clean.hidden) == 2
+    torch.manual_seed(0)
+    noisy = enc(g, noise=0.1)
+    torch.testing.assert_close(noisy.h0, clean.h0)
+    # layer 1 sees clean inputs: its output moves by exactly 0.1 per row, away from zero in each coordinate
+    delta = noisy.hidden[0] - clean.hidden[0]
+    nonzero = clean.hidden[0].abs().min(1).values > 0
+    assert nonzero.any()
+    torch.testing.assert_close(delta[nonzero].norm(dim=1), torch.full((int(nonzero.sum()),), 0.1))
+    assert (delta[nonzero] * clean.hidden[0][nonzero] >= 0).all()
+    assert not torch.allclose(noisy.h, clean.h)
+
+
 def test_encoder_projects_input_features_into_the_embedding(example_graph):
     g = graph_of(example_graph)
     feats = {"item": torch.randn(g.sizes["item"], 5)}

@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from kgrec.train.losses import (adversarial_loss, bce_loss, bpr_loss, distmult_score, grad_reverse, kg_loss, l2_penalty,
-                                mmd, transe_score)
+from kgrec.train.losses import (adversarial_loss, bce_loss, bpr_loss, distmult_score, grad_reverse, info_nce, kg_loss,
+                                l2_penalty, mmd, softmax_loss, transe_score)
 from kgrec.train.sampling import NegativeSampler
 
 
@@ -28,6 +28,27 @@ def test_bce_by_hand():
     pos, neg = torch.tensor([2.0]), torch.tensor([[1.0, -1.0]])
     expected = -(math.log(sig(2.0)) + (math.log(sig(-1.0)) + math.log(sig(1.0))) / 2)
     assert bce_loss(pos, neg).item() == pytest.approx(expected)
+
+
+def test_sampled_softmax_by_hand():
+    pos, neg = torch.tensor([2.0, 0.0]), torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    expected = (-math.log(math.exp(2) / (math.exp(2) + math.exp(1) + 1)) - math.log(1 / 3)) / 2
+    assert softmax_loss(pos, neg).item() == pytest.approx(expected)
+    # one negative per positive: the logistic loss of the difference, as BPR
+    p1, n1 = torch.tensor([1.5]), torch.tensor([0.5])
+    assert softmax_loss(p1, n1).item() == pytest.approx(bpr_loss(p1, n1).item())
+
+
+def test_info_nce_by_hand_uses_cosine_and_temperature():
+    a = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    b = torch.tensor([[1.0, 0.0], [1.0, 1.0]])  # cos: a0·b0 = 1, a0·b1 = .7071, a1·b0 = 0, a1·b1 = .7071
+    t = 0.5
+    c = 1 / math.sqrt(2)
+    row0 = -math.log(math.exp(1 / t) / (math.exp(1 / t) + math.exp(c / t)))
+    row1 = -math.log(math.exp(c / t) / (math.exp(0) + math.exp(c / t)))
+    assert info_nce(a, b, t).item() == pytest.approx((row0 + row1) / 2, rel=1e-5)
+    # scaling a view changes nothing (cosine)
+    assert info_nce(3 * a, b, t).item() == pytest.approx(info_nce(a, b, t).item(), rel=1e-5)
 
 
 def test_kg_scores_and_loss_by_hand():

@@ -128,14 +128,14 @@ def test_no_held_out_target_interaction_reaches_message_passing_or_a_loss(artifa
         seen_pairs.update(zip(users.tolist(), pos.tolist()))
         return real_loss(model, h, domain, users, pos, *args)
 
-    def spy_encoder(self, graph):
+    def spy_encoder(self, graph, *args, **kwargs):
         users, items = graph.node_slice("user"), graph.node_slice("item")
         for s, d in graph.edge_index.T.tolist():
             if users.start <= s < users.stop and items.start <= d < items.stop:
                 seen_edges.add((s - users.start, d - items.start))
             if users.start <= d < users.stop and items.start <= s < items.stop:
                 seen_edges.add((d - users.start, s - items.start))
-        return real_encoder(self, graph)
+        return real_encoder(self, graph, *args, **kwargs)
 
     monkeypatch.setattr(trainer, "_interaction_loss", spy_loss)
     monkeypatch.setattr(Encoder, "forward", spy_encoder)
@@ -176,6 +176,8 @@ def test_config_errors_name_the_key(tmp_path):
         parse_config({"graph": "g", "model": {"transform": True}, "finetune": {"mode": "upper", "upper_layers": 5}})
     with pytest.raises(SpecError, match="finetune.mode.*transform"):
         parse_config({"graph": "g", "finetune": {"mode": "upper"}})
+    with pytest.raises(SpecError, match="loss.cl_layer.*exceeds model.layers"):
+        parse_config({"graph": "g", "loss": {"cl_weight": 0.1, "cl_layer": 3}})
 
 
 def test_a_missing_device_is_a_clear_error(artifact_dir, tmp_path):
@@ -205,13 +207,17 @@ def test_every_shipped_training_config_parses():
     {"loss.align": "mmd", "loss.align_weight": 0.5},
     {"loss.align": "adversarial", "loss.align_weight": 0.5},
     {"loss.loss": "bce", "loss.negatives": 3, "loss.sampler": "popularity", "loss.kg_loss": "distmult"},
+    {"loss.loss": "bpr", "loss.negatives": 1, "loss.cl_weight": 0.2, "loss.cl_noise": 0.2},
+    {"loss.cl_weight": 0.1, "model.combine": "concat", "model.layers": 1},
     {"model.layer": "rgcn", "model.num_bases": 2, "finetune.mode": "upper"},
     {"model.transform": True, "model.composition": "sub", "model.combine": "concat", "model.head": "bilinear"},
     {"model.head": "mlp", "model.dropout": 0.2, "model.activation": "tanh"},
-], ids=["mmd", "adversarial", "bce-popularity-distmult", "rgcn-upper", "sub-transform-concat", "mlp-dropout"])
+], ids=["mmd", "adversarial", "bce-popularity-distmult", "bpr-contrastive", "contrastive-concat", "rgcn-upper", "sub-transform-concat", "mlp-dropout"])
 def test_every_option_trains_and_logs_its_losses(artifact_dir, tmp_path, overrides):
     res = run(config(artifact_dir, **overrides), tmp_path / "run")
     hist = res.history.dropna(subset=["loss"])
     assert len(hist) > 0 and hist["loss"].notna().all() and 0 <= res.valid["ndcg@10"] <= 1
     if "loss.align" in overrides:
         assert hist["loss_align"].notna().any()
+    if "loss.cl_weight" in overrides:
+        assert (hist["loss_cl"] > 0).all()

@@ -40,11 +40,13 @@ class ModelConfig:
 
 class EncoderOutput(NamedTuple):
     """Node embeddings ``h`` ``[N, out_dim]``, relation embeddings ``z`` ``[R, dim]`` after the
-    last layer, and the layer-0 inputs ``h0`` ``[N, dim]`` (what L2 regularisation acts on)."""
+    last layer, the layer-0 inputs ``h0`` ``[N, dim]`` (what L2 regularisation acts on) and
+    the outputs of layers 1..L (``hidden``, each ``[N, dim]``; the contrastive views)."""
 
     h: Tensor
     z: Tensor
     h0: Tensor
+    hidden: tuple[Tensor, ...] = ()
 
 
 class Encoder(nn.Module):
@@ -118,17 +120,21 @@ class Encoder(nn.Module):
             parts.append(x)
         return torch.cat(parts)
 
-    def forward(self, graph: RelationalGraph, inputs: Tensor | None = None) -> "EncoderOutput":
+    def forward(self, graph: RelationalGraph, inputs: Tensor | None = None, noise: float = 0.0) -> "EncoderOutput":
         """Propagate over ``graph``; ``inputs`` ``[N', dim]`` replaces :meth:`inputs` (e.g. for a
-        graph with extra nodes, such as a new user)."""
+        graph with extra nodes, such as a new user). ``noise`` > 0 perturbs every layer's output
+        by a random vector of that length in the output's orthant (SimGCL / XSimGCL, Yu et al.
+        2022): the augmented view the contrastive loss compares."""
         h0, z = (self.inputs() if inputs is None else inputs), self.relations.weight
         h, outs = h0, [h0]
         for layer in self.layers:
             h, z = layer(self.dropout(h), z, graph)
             h = self.activation(h)
+            if noise > 0:
+                h = h + torch.sign(h) * nn.functional.normalize(torch.rand_like(h), dim=-1) * noise
             outs.append(h)
         if self.config.combine == "mean":
             h = torch.stack(outs).mean(0)
         elif self.config.combine == "concat":
             h = torch.cat(outs, 1)
-        return EncoderOutput(h, z, h0)
+        return EncoderOutput(h, z, h0, tuple(outs[1:]))

@@ -31,10 +31,13 @@ FINETUNE_MODES = ("full", "upper", "frozen")
 @dataclass(frozen=True)
 class LossConfig:
     """Pre-training loss ``L = source_weight·L_S + target_weight·L_T + kg_weight·L_KG + align_weight·L_align``
-    (fine-tuning uses ``L_T`` alone), plus ``l2`` on the batch's input embeddings."""
+    (fine-tuning uses ``L_T`` alone), plus ``l2`` on the batch's input embeddings and, when
+    ``cl_weight`` > 0, ``cl_weight·L_CL``: the XSimGCL contrastive loss (InfoNCE at
+    ``cl_temperature`` between the final embeddings and layer ``cl_layer``'s, both perturbed by
+    noise of length ``cl_noise``, over the batch's distinct users and items)."""
 
-    loss: str = field(default="bpr", metadata={"choices": ("bpr", "bce")})
-    negatives: int = field(default=1, metadata={"lo": 1})
+    loss: str = field(default="softmax", metadata={"choices": ("bpr", "bce", "softmax")})
+    negatives: int = field(default=32, metadata={"lo": 1})
     sampler: str = field(default="uniform", metadata={"choices": ("uniform", "popularity")})
     source_weight: float = field(default=1.0, metadata={"lo": 0.0})
     target_weight: float = field(default=1.0, metadata={"lo": 0.0})
@@ -44,6 +47,10 @@ class LossConfig:
     align: str = field(default="none", metadata={"choices": ("none", "mmd", "adversarial")})
     align_weight: float = field(default=0.1, metadata={"lo": 0.0})
     l2: float = field(default=1e-4, metadata={"lo": 0.0})
+    cl_weight: float = field(default=0.0, metadata={"lo": 0.0})
+    cl_noise: float = field(default=0.1, metadata={"lo": 0.0})
+    cl_temperature: float = field(default=0.2, metadata={"lo": 1e-6})
+    cl_layer: int = field(default=1, metadata={"lo": 1})
 
 
 @dataclass(frozen=True)
@@ -55,7 +62,7 @@ class StageConfig:
     epochs: int = field(default=40, metadata={"lo": 0})
     lr: float = field(default=0.005, metadata={"lo": 0.0})
     batch_size: int = field(default=2048, metadata={"lo": 1})
-    patience: int = field(default=5, metadata={"lo": 1})
+    patience: int = field(default=3, metadata={"lo": 1})
     weight_decay: float = field(default=0.0, metadata={"lo": 0.0})
 
 
@@ -145,6 +152,9 @@ def parse_config(data: dict, path: str = "<config>", root: str | Path = ".") -> 
     if cfg.finetune.mode == "upper" and cfg.finetune.upper_layers > cfg.model.layers:
         raise SpecError(path, "finetune.upper_layers",
                         f"{cfg.finetune.upper_layers} exceeds model.layers = {cfg.model.layers}")
+    if cfg.loss.cl_weight > 0 and cfg.loss.cl_layer > cfg.model.layers:
+        raise SpecError(path, "loss.cl_layer", f"{cfg.loss.cl_layer} exceeds model.layers = {cfg.model.layers} "
+                                               f"(the contrastive view is a layer's output)")
     return cfg
 
 

@@ -23,7 +23,16 @@ def bce_loss(pos: Tensor, neg: Tensor) -> Tensor:
     return -(F.logsigmoid(pos) + neg_term).mean()
 
 
-RANKING_LOSSES = {"bpr": bpr_loss, "bce": bce_loss}
+def softmax_loss(pos: Tensor, neg: Tensor) -> Tensor:
+    r"""Sampled softmax: the positive against its ``k`` negatives,
+    :math:`-\mathrm{mean}_b \log \frac{e^{s^+_b}}{e^{s^+_b} + \sum_j e^{s^-_{bj}}}`."""
+    if neg.dim() == 1:
+        neg = neg.unsqueeze(1)
+    logits = torch.cat([pos.unsqueeze(1), neg], 1)
+    return (torch.logsumexp(logits, 1) - pos).mean()
+
+
+RANKING_LOSSES = {"bpr": bpr_loss, "bce": bce_loss, "softmax": softmax_loss}
 
 
 def transe_score(h: Tensor, r: Tensor, t: Tensor) -> Tensor:
@@ -62,6 +71,15 @@ def mmd(x: Tensor, y: Tensor, bandwidths: tuple[float, ...] = (0.5, 1.0, 2.0, 4.
     k = sum(torch.exp(-d2 / (2 * s * s * scale)) for s in bandwidths)
     n = x.shape[0]
     return k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean()
+
+
+def info_nce(a: Tensor, b: Tensor, temperature: float = 0.2) -> Tensor:
+    r"""InfoNCE between two views of the same rows: row i of ``a`` should be closer (cosine) to
+    row i of ``b`` than to every other row of ``b``,
+    :math:`-\mathrm{mean}_i \log \frac{\exp(\cos(a_i, b_i)/\tau)}{\sum_j \exp(\cos(a_i, b_j)/\tau)}`."""
+    a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
+    logits = a @ b.T / temperature
+    return F.cross_entropy(logits, torch.arange(len(a), device=a.device))
 
 
 class _GradReverse(torch.autograd.Function):

@@ -54,7 +54,7 @@ from kgrec.models.encoder import ModelConfig
 from kgrec.models.features import load_vectors, text_features
 from kgrec.models.heads import MLPHead
 from kgrec.train.config import StageConfig, TrainConfig, to_toml
-from kgrec.train.losses import RANKING_LOSSES, adversarial_loss, kg_loss, l2_penalty, mmd
+from kgrec.train.losses import RANKING_LOSSES, adversarial_loss, info_nce, kg_loss, l2_penalty, mmd
 from kgrec.train.sampling import NegativeSampler
 
 
@@ -178,14 +178,16 @@ def _train_epoch(stage: str, epoch: int, model: TransferModel, graph: Relational
     sums: dict[str, float] = defaultdict(float)
     for s in tqdm(range(steps), desc=f"{stage} epoch {epoch}", leave=False, disable=not progress):
         idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+        use_cl = lc.cl_weight > 0 and not frozen
         if frozen:
             h, h0 = fixed, None
         else:
-            enc = model.encoder(graph)
+            enc = model.encoder(graph, noise=lc.cl_noise if use_cl else 0.0)
             h, h0 = enc.h, enc.h0
         loss_t, rows, h_items = _interaction_loss(model, h, TARGET, target[0, idx], target[1, idx], data, graph,
                                                   config, gen)
         parts = {"target": loss_t}
+        anchors = [rows[:2 * len(idx)]]  # the batch's users and positive items
         loss = (lc.target_weight if stage == "pretrain" else 1.0) * loss_t
         if stage == "pretrain":
             src = data.pairs[SOURCE]
@@ -199,6 +201,7 @@ def _train_epoch(stage: str, epoch: int, model: TransferModel, graph: Relational
                                   else adversarial_loss(model.discriminator, src_items, h_items))
                 loss = loss + lc.align_weight * parts["align"]
             rows = torch.cat([rows, src_rows])
+            anchors.append(src_rows[:2 * len(idx)])
         if use_kg:
             t = torch.randint(data.kg.shape[1], (min(lc.kg_batch_size, data.kg.shape[1]),), generator=gen)
             head_n, rel, tail = data.kg[:, t]
@@ -206,6 +209,16 @@ def _train_epoch(stage: str, epoch: int, model: TransferModel, graph: Relational
             e = h[torch.cat([head_n, tail, tail_neg]).to(h.device)].view(3, len(t), -1)
             parts["kg"] = kg_loss(e[0], model.kg_relations(rel.to(h.device)), e[1], e[2], lc.kg_loss)
             loss = loss + lc.kg_weight * parts["kg"]
+        if use_cl:
+            # XSimGCL: the final (perturbed) embeddings against one perturbed layer's, per distinct node
+            nodes = torch.cat(anchors).unique()
+            view = enc.hidden[lc.cl_layer - 1]
+            users = nodes[nodes < graph.offsets["user"] + graph.sizes["user"]]
+            users = users[users >= graph.offsets["user"]]
+            items = nodes[(nodes >= graph.offsets["item"]) & (nodes < graph.offsets["item"] + graph.sizes["item"])]
+            final = h if h.shape[1] == view.shape[1] else enc.hidden[-1]  # combine = "concat": the last layer
+            parts["cl"] = sum(info_nce(final[x], view[x], lc.cl_temperature) for x in (users, items))
+            loss = loss + lc.cl_weight * parts["cl"]
         if lc.l2 > 0 and h0 is not None:
             # per target pair, whatever else the batch holds
             parts["l2"] = l2_penalty(h0[rows], batch_size=len(idx))
