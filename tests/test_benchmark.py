@@ -139,3 +139,17 @@ def test_benchmark_writes_a_report_and_reuses_the_graph(tmp_path):
     stamp = (out / "graph" / "graph.pt").stat().st_mtime_ns
     assert main(args) == 0
     assert (out / "graph" / "graph.pt").stat().st_mtime_ns == stamp
+    # the README's tables are printed from the report directory, not recomputed
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "summarise_reports.py"
+    spec = importlib.util.spec_from_file_location("summarise_reports", script)
+    summarise = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(summarise)
+    table = summarise.summarise(out)
+    mean = results[(results["model"] == "lightgcn") & (results["group"] == "all")
+                   & (results["metric"] == "ndcg@10")]["value"].mean()
+    row = next(line for line in table.splitlines() if line.startswith("| lightgcn |"))
+    assert row.split("|")[2].strip().startswith(f"{mean:.4f}")
+    assert "`kgrec_transfer` vs the best cross-domain baseline (`lightgcn_merged`" in table

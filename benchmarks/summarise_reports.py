@@ -1,0 +1,85 @@
+"""Print the README's results tables from ``kgrec benchmark`` report directories.
+
+    python benchmarks/summarise_reports.py reports/amazon_cloth_to_sport reports/lastfm_satori ...
+
+For each report: one row per model with test metrics (mean ± std over seeds;
+full ranking, then the sampled protocol), the seconds per run, and the gain of
+kgrec transfer (or kgrec target-only on a one-domain graph) over the best
+cross-domain baseline and the best target-only baseline, both chosen on
+validation NDCG@10 as in the report. Nothing is recomputed: the numbers are
+read from ``results.csv`` and ``benchmark.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+import pandas as pd
+
+CROSS_DOMAIN = ("lightgcn_merged", "cmf", "emcdr")
+TARGET_ONLY_BASELINES = ("mostpop", "bprmf", "lightgcn")
+COLUMNS = [("all", "ndcg@10"), ("all", "recall@20"), ("all", "ndcg@20"), ("cold_start", "ndcg@20"),
+           ("all", "sampled_hr@10"), ("all", "sampled_ndcg@10")]
+
+
+def cell(values: list[float]) -> str:
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def best(results: pd.DataFrame, candidates: tuple[str, ...]) -> str | None:
+    sub = results[(results["group"] == "valid") & (results["metric"] == "ndcg@10") & results["model"].isin(candidates)]
+    return None if sub.empty else sub.groupby("model")["value"].mean().idxmax()
+
+
+def summarise(report: Path) -> str:
+    results = pd.read_csv(report / "results.csv")
+    settings = json.loads((report / "benchmark.json").read_text())
+    per_run = {}
+    for line in (report / "report.md").read_text().splitlines():  # the report's own seconds table
+        parts = [p.strip() for p in line.strip("|").split("|")]
+        if len(parts) == 2 and parts[1].isdigit():
+            per_run[parts[0]] = parts[1]
+    models = list(dict.fromkeys(results["model"]))
+    cols = [(g, m) for g, m in COLUMNS if ((results["group"] == g) & (results["metric"] == m)).any()]
+    head = " | ".join(f"{m}" + (" (cold)" if g == "cold_start" else "") for g, m in cols)
+    lines = [f"**{report.name}** — seeds {', '.join(map(str, settings['seeds']))}, "
+             f"wall {settings['wall_seconds'] / 60:.1f} min", "",
+             f"| model | {head} | s/run |", "|---|" + "---|" * (len(cols) + 1)]
+    for model in models:
+        vals = []
+        for g, m in cols:
+            v = results[(results["model"] == model) & (results["group"] == g) & (results["metric"] == m)]
+            vals.append(cell(v.sort_values("seed")["value"].tolist()))
+        lines.append(f"| {model} | " + " | ".join(vals) + f" | {per_run.get(model, '–')} |")
+    ours = best(results, tuple(m for m in models if m.startswith("kgrec_transfer"))) or \
+        ("kgrec_target_only" if "kgrec_target_only" in models else None)
+    lines.append("")
+    for label, base in (("best cross-domain baseline", best(results, CROSS_DOMAIN)),
+                        ("best target-only baseline", best(results, TARGET_ONLY_BASELINES))):
+        if ours is None or base is None:
+            continue
+        gains = []
+        for g, m in cols:
+            a = results[(results["model"] == ours) & (results["group"] == g) & (results["metric"] == m)]["value"]
+            b = results[(results["model"] == base) & (results["group"] == g) & (results["metric"] == m)]["value"]
+            if len(a) and len(b) and b.mean() > 0:
+                gains.append(f"{m}{' (cold)' if g == 'cold_start' else ''} {a.mean() / b.mean() - 1:+.1%}")
+        lines.append(f"- `{ours}` vs the {label} (`{base}`, chosen on validation): " + ", ".join(gains))
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("reports", nargs="+", type=Path)
+    for report in p.parse_args().reports:
+        print(summarise(report))
+
+
+if __name__ == "__main__":
+    main()
