@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
-CROSS_DOMAIN = ("lightgcn_merged", "cmf", "emcdr")
-TARGET_ONLY_BASELINES = ("mostpop", "bprmf", "lightgcn")
+from kgrec.eval.benchmark import CROSS_DOMAIN, TARGET_ONLY, best_on_validation
+
+TARGET_ONLY_BASELINES = tuple(m for m in TARGET_ONLY if not m.startswith("kgrec"))
 COLUMNS = [("all", "ndcg@10"), ("all", "recall@20"), ("all", "ndcg@20"), ("cold_start", "ndcg@20"),
            ("all", "sampled_hr@10"), ("all", "sampled_ndcg@10")]
 
@@ -30,11 +31,6 @@ def cell(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.4f}"
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
-
-
-def best(results: pd.DataFrame, candidates: tuple[str, ...]) -> str | None:
-    sub = results[(results["group"] == "valid") & (results["metric"] == "ndcg@10") & results["model"].isin(candidates)]
-    return None if sub.empty else sub.groupby("model")["value"].mean().idxmax()
 
 
 def summarise(report: Path) -> str:
@@ -57,11 +53,11 @@ def summarise(report: Path) -> str:
             v = results[(results["model"] == model) & (results["group"] == g) & (results["metric"] == m)]
             vals.append(cell(v.sort_values("seed")["value"].tolist()))
         lines.append(f"| {model} | " + " | ".join(vals) + f" | {per_run.get(model, '–')} |")
-    ours = best(results, tuple(m for m in models if m.startswith("kgrec_transfer"))) or \
+    ours = best_on_validation(results, tuple(m for m in models if m.startswith("kgrec_transfer"))) or \
         ("kgrec_target_only" if "kgrec_target_only" in models else None)
     lines.append("")
-    for label, base in (("best cross-domain baseline", best(results, CROSS_DOMAIN)),
-                        ("best target-only baseline", best(results, TARGET_ONLY_BASELINES))):
+    for label, base in (("best cross-domain baseline", best_on_validation(results, CROSS_DOMAIN)),
+                        ("best target-only baseline", best_on_validation(results, TARGET_ONLY_BASELINES))):
         if ours is None or base is None:
             continue
         gains = []

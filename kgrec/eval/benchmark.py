@@ -186,7 +186,7 @@ def transfer_gain(users: pd.DataFrame, model: str, baseline: str, metric: str, m
             "seeds": len(seeds_a)}
 
 
-def _best(results: pd.DataFrame, candidates: tuple[str, ...], metric: str = "ndcg@10") -> str | None:
+def best_on_validation(results: pd.DataFrame, candidates: tuple[str, ...], metric: str = "ndcg@10") -> str | None:
     """The candidate with the best mean *validation* ``metric`` (never chosen on test)."""
     group = "valid" if ((results["group"] == "valid") & results["model"].isin(candidates)).any() else "all"
     sub = results[(results["group"] == group) & (results["metric"] == metric) & results["model"].isin(candidates)]
@@ -224,10 +224,10 @@ def format_report(results: pd.DataFrame, users: pd.DataFrame, times: pd.DataFram
                   "replacement; NOT full ranking)", "",
                   "| model | sampled HR@10 | sampled NDCG@10 |", "|---|---|---|"]
         lines += [f"| {m} | {cell(m, 'all', 'sampled_hr@10')} | {cell(m, 'all', 'sampled_ndcg@10')} |" for m in models]
-    transfer = _best(results, tuple(m for m in models if m.startswith("kgrec_transfer")))
+    transfer = best_on_validation(results, tuple(m for m in models if m.startswith("kgrec_transfer")))
     lines += ["", "## Transfer gain", ""]
-    comparisons = [("best target-only model", _best(results, tuple(m for m in models if m in TARGET_ONLY))),
-                   ("best cross-domain baseline", _best(results, tuple(m for m in models if m in CROSS_DOMAIN)))]
+    comparisons = [("best target-only model", best_on_validation(results, tuple(m for m in models if m in TARGET_ONLY))),
+                   ("best cross-domain baseline", best_on_validation(results, tuple(m for m in models if m in CROSS_DOMAIN)))]
     if transfer is None:
         lines.append("No kgrec transfer model was run.")
     else:

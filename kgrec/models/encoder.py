@@ -123,8 +123,8 @@ class Encoder(nn.Module):
     def forward(self, graph: RelationalGraph, inputs: Tensor | None = None, noise: float = 0.0) -> "EncoderOutput":
         """Propagate over ``graph``; ``inputs`` ``[N', dim]`` replaces :meth:`inputs` (e.g. for a
         graph with extra nodes, such as a new user). ``noise`` > 0 perturbs every layer's output
-        by a random vector of that length in the output's orthant (SimGCL / XSimGCL, Yu et al.
-        2022): the augmented view the contrastive loss compares."""
+        by a random vector of that length in the output's orthant (SimGCL, Yu et al. 2022;
+        XSimGCL, Yu et al. 2023): the augmented view the contrastive loss compares."""
         h0, z = (self.inputs() if inputs is None else inputs), self.relations.weight
         h, outs = h0, [h0]
         for layer in self.layers:

@@ -176,9 +176,10 @@ def _train_epoch(stage: str, epoch: int, model: TransferModel, graph: Relational
             fixed = model(graph)
     use_kg = stage != "finetune" and lc.kg_weight > 0 and data.kg.shape[1] > 0
     sums: dict[str, float] = defaultdict(float)
+    use_cl = lc.cl_weight > 0 and not frozen
+    users_rows, items_rows = graph.node_slice("user"), graph.node_slice("item")
     for s in tqdm(range(steps), desc=f"{stage} epoch {epoch}", leave=False, disable=not progress):
         idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
-        use_cl = lc.cl_weight > 0 and not frozen
         if frozen:
             h, h0 = fixed, None
         else:
@@ -213,9 +214,8 @@ def _train_epoch(stage: str, epoch: int, model: TransferModel, graph: Relational
             # XSimGCL: the final (perturbed) embeddings against one perturbed layer's, per distinct node
             nodes = torch.cat(anchors).unique()
             view = enc.hidden[lc.cl_layer - 1]
-            users = nodes[nodes < graph.offsets["user"] + graph.sizes["user"]]
-            users = users[users >= graph.offsets["user"]]
-            items = nodes[(nodes >= graph.offsets["item"]) & (nodes < graph.offsets["item"] + graph.sizes["item"])]
+            users = nodes[(nodes >= users_rows.start) & (nodes < users_rows.stop)]
+            items = nodes[(nodes >= items_rows.start) & (nodes < items_rows.stop)]
             final = h if h.shape[1] == view.shape[1] else enc.hidden[-1]  # combine = "concat": the last layer
             parts["cl"] = sum(info_nce(final[x], view[x], lc.cl_temperature) for x in (users, items))
             loss = loss + lc.cl_weight * parts["cl"]
