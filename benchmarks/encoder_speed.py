@@ -1,6 +1,7 @@
 """One training step (forward + backward through a stack of relational layers) of
-kgrec's default encoder layer (relation-gated, no dense transforms), its options
-(with CompGCN's transforms, ``mult`` or ``sub``; R-GCN with bases), and PyG's RGCNConv and
+kgrec's default encoder layer (plain normalised propagation over every relation, one
+CSR product), its options (relation gates ``mult``; with CompGCN's transforms, ``mult``
+or ``sub``; R-GCN with bases), and PyG's RGCNConv and
 FastRGCNConv, on the same real graph, width, depth and device, side by side, at
 three graph sizes (a share of the edges kept).
 
@@ -40,7 +41,7 @@ if name.startswith("kgrec"):
     if "R-GCN" in name:
         layers = [RGCNLayer(dim, dim, R, num_bases=8).to(device) for _ in range(depth)]
     else:
-        comp = "sub" if "sub" in name else "mult"
+        comp = "none" if "none" in name else "sub" if "sub" in name else "mult"
         layers = [CompGCNLayer(dim, dim, comp, transform="+ W" in name).to(device) for _ in range(depth)]
     def step():
         h, z = x, rel
@@ -68,7 +69,7 @@ if device.startswith("cuda"): peak = torch.cuda.max_memory_allocated() / 2**20
 print(json.dumps({"edges": E, "nodes": N, "relations": R, "step_s": dt, "peak_mb": peak}))
 """
 
-LAYERS = ("kgrec default (mult)", "kgrec mult + W", "kgrec sub + W", "kgrec R-GCN bases", "PyG RGCNConv",
+LAYERS = ("kgrec default (none)", "kgrec mult", "kgrec mult + W", "kgrec sub + W", "kgrec R-GCN bases", "PyG RGCNConv",
           "PyG FastRGCNConv")
 
 

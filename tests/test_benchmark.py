@@ -78,6 +78,27 @@ def test_lightgcn_propagation_is_the_mean_of_normalised_powers():
     torch.testing.assert_close(torch.cat([u, i]), ref)
 
 
+@pytest.mark.parametrize("name", ["lightgcn_merged", "cmf"])
+def test_cross_domain_baselines_weight_each_domain_as_kgrec_does(example_graph, name):
+    """loss.source_weight and loss.target_weight scale the baselines' two ranking losses: with both
+    (and the L2 term) at zero nothing is learnt, and the weights change what is learnt."""
+    from kgrec.models.baselines import MF
+
+    stage = StageConfig(epochs=2, batch_size=4, patience=5)
+    n_users, n_items = int(example_graph.data["user"].num_nodes), int(example_graph.data["item"].num_nodes)
+    users = torch.arange(n_users)
+    idle = fit_baseline(name, example_graph, stage, LossConfig(source_weight=0.0, target_weight=0.0, l2=0.0),
+                        dim=8, layers=1, seed=0)
+    pairs = torch.cat([example_graph.split("train", d) for d in ("source", "target")], 1)
+    torch.manual_seed(0)  # the untrained model, initialised as fit_baseline initialises it
+    init = MF(n_users, n_items, 8) if name == "cmf" else LightGCN(n_users, n_items, 8, pairs, layers=1)
+    u, i = init()
+    torch.testing.assert_close(idle.score(users), u @ i.T)
+    one = fit_baseline(name, example_graph, stage, LossConfig(), dim=8, layers=1, seed=0)
+    four = fit_baseline(name, example_graph, stage, LossConfig(source_weight=4.0), dim=8, layers=1, seed=0)
+    assert not torch.allclose(one.score(users), four.score(users))
+
+
 def without_test(artifact):
     a = copy.deepcopy(artifact)
     a.interactions = a.interactions[a.interactions["split"] != "test"].reset_index(drop=True)
@@ -153,3 +174,19 @@ def test_benchmark_writes_a_report_and_reuses_the_graph(tmp_path):
     row = next(line for line in table.splitlines() if line.startswith("| lightgcn |"))
     assert row.split("|")[2].strip().startswith(f"{mean:.4f}")
     assert "`kgrec_transfer` vs the best cross-domain baseline (`lightgcn_merged`" in table
+
+
+def test_seeds_run_in_parallel_processes_give_the_same_report(example_graph, tmp_path):
+    from kgrec.eval.benchmark import run_benchmark
+    from kgrec.train.config import make_config
+
+    cfg = make_config(None, {"graph": str(tmp_path / "g"), "model.dim": 8, "pretrain.epochs": 2, "finetune.epochs": 1,
+                             "target_only.epochs": 2, "model.head": "distmult"})
+    # kgrec_transfer_frozen fine-tunes kgrec_transfer's pre-trained model: it must run after it
+    models, seeds = ("mostpop", "lightgcn_merged", "kgrec_transfer", "kgrec_transfer_frozen"), (0, 1)
+    quiet = lambda m: None  # noqa: E731
+    run_benchmark(example_graph, cfg, tmp_path / "one", models, seeds, sampled=20, log=quiet)
+    run_benchmark(example_graph, cfg, tmp_path / "two", models, seeds, sampled=20, log=quiet, jobs=2)
+    one, two = (pd.read_csv(tmp_path / d / "results.csv") for d in ("one", "two"))
+    pd.testing.assert_frame_equal(one[["model", "seed", "group", "metric"]], two[["model", "seed", "group", "metric"]])
+    assert one["value"].to_numpy() == pytest.approx(two["value"].to_numpy(), abs=1e-6, nan_ok=True)

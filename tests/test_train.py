@@ -212,7 +212,9 @@ def test_every_shipped_training_config_parses():
     {"model.layer": "rgcn", "model.num_bases": 2, "finetune.mode": "upper"},
     {"model.transform": True, "model.composition": "sub", "model.combine": "concat", "model.head": "bilinear"},
     {"model.head": "mlp", "model.dropout": 0.2, "model.activation": "tanh"},
-], ids=["mmd", "adversarial", "bce-popularity-distmult", "bpr-contrastive", "contrastive-concat", "rgcn-upper", "sub-transform-concat", "mlp-dropout"])
+    {"model.composition": "mult", "model.transform": True, "finetune.mode": "upper"},
+], ids=["mmd", "adversarial", "bce-popularity-distmult", "bpr-contrastive", "contrastive-concat", "rgcn-upper",
+        "sub-transform-concat", "mlp-dropout", "mult-transform-upper"])
 def test_every_option_trains_and_logs_its_losses(artifact_dir, tmp_path, overrides):
     res = run(config(artifact_dir, **overrides), tmp_path / "run")
     hist = res.history.dropna(subset=["loss"])

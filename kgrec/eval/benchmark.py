@@ -17,9 +17,14 @@ directory holds::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import multiprocessing
 import statistics
+import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -31,7 +36,7 @@ from kgrec.atomic import atomic_file
 from kgrec.errors import KgrecError
 from kgrec.eval.groups import (bucket_recall, coverage, item_popularity, popularity_bias, popularity_buckets,
                                user_groups)
-from kgrec.eval.ranking import evaluate, metrics_of_top, rank, ranking_task
+from kgrec.eval.ranking import RankingTask, evaluate, metrics_of_top, rank, ranking_task
 from kgrec.eval.sampled import sampled_candidates, sampled_metrics
 from kgrec.graph.artifact import GraphArtifact
 from kgrec.graph.views import target_only
@@ -81,12 +86,84 @@ def _fit(name: str, artifact: GraphArtifact, config: TrainConfig, seed: int, out
     return _kgrec_scorer(res.model, graph), hist, time.perf_counter() - t0
 
 
+@dataclass
+class _Scoring:
+    """What every model is scored against: the test and validation tasks, user groups,
+    item popularity buckets and the sampled protocol's candidates."""
+
+    task: RankingTask
+    valid_task: RankingTask
+    groups: dict[str, Tensor]
+    pop: Tensor
+    buckets: dict[str, Tensor]
+    cand: tuple[Tensor, Tensor, Tensor] | None
+
+
+@dataclass
+class _SeedRows:
+    """One seed's share of the report."""
+
+    per_user: list[pd.DataFrame] = field(default_factory=list)
+    long_rows: list[tuple] = field(default_factory=list)
+    curves: list[pd.DataFrame] = field(default_factory=list)
+    seconds: list[dict] = field(default_factory=list)
+
+
+def _run_seed(artifact: GraphArtifact, config: TrainConfig, out: Path, models: tuple[str, ...], seed: int,
+              sc: _Scoring, log: Callable[[str], None]) -> _SeedRows:
+    """Train every model with one seed and score it on the test split (and on validation for model choice)."""
+    device = resolve_device(config.device)  # where every scorer returns its scores
+    task, valid_task = sc.task, sc.valid_task
+    valid_items, test_items = valid_task.items.to(device), task.items.to(device)
+    rows = _SeedRows()
+    for name in models:
+        log(f"== {name}, seed {seed}")
+        scorer, hist, secs = _fit(name, artifact, config, seed, out, log)
+        rows.seconds.append({"model": name, "seed": seed, "seconds": secs})
+        if len(hist):
+            rows.curves.append(hist.assign(model=name, seed=seed))
+        if len(valid_task.users):  # model selection (best fine-tune mode, best baseline) looks at this only
+            vm = evaluate(lambda u: scorer(u)[:, valid_items], valid_task, (10,), config.eval.memory_mb, device)
+            rows.long_rows.append((name, seed, "valid", "ndcg@10", float(vm["ndcg@10"].mean())))
+        top = rank(lambda u: scorer(u)[:, test_items], task, max(KS), config.eval.memory_mb, device)
+        m = metrics_of_top(top, task, KS)
+        frame = pd.DataFrame({k: v.numpy() for k, v in m.items()})
+        frame.insert(0, "user", task.users.numpy())
+        frame.insert(0, "seed", seed)
+        frame.insert(0, "model", name)
+        rows.per_user.append(frame)
+        for g, mask in sc.groups.items():
+            for metric, v in m.items():
+                rows.long_rows.append((name, seed, g, metric, float(v[mask].mean())))
+        for b, v in bucket_recall(top, task.relevant, sc.buckets, 20).items():
+            rows.long_rows.append((name, seed, f"items {b}", "recall@20", v))
+        rows.long_rows.append((name, seed, "all", "coverage@10", coverage(top, len(task.items), 10)))
+        rows.long_rows.append((name, seed, "all", "arp@10", popularity_bias(top, sc.pop[task.items], 10)))
+        if sc.cand is not None:
+            users, pos, neg = sc.cand
+            pairs = lambda u, c: scorer(u).gather(1, c.to(device))
+            for metric, v in sampled_metrics(pairs, users, pos, neg, (10,)).items():
+                rows.long_rows.append((name, seed, "all", metric, float(v.mean())))
+    return rows
+
+
+def _print_with_prefix(prefix: str, message: str) -> None:
+    print(prefix + message, file=sys.stderr, flush=True)
+
+
+def _worker_threads(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
 def run_benchmark(artifact: GraphArtifact, config: TrainConfig, out: str | Path, models: tuple[str, ...] = DEFAULT_MODELS,
-                  seeds: tuple[int, ...] = (0, 1, 2), sampled: int = 999, log: Callable[[str], None] = print) -> Path:
+                  seeds: tuple[int, ...] = (0, 1, 2), sampled: int = 999, log: Callable[[str], None] = print,
+                  jobs: int = 1) -> Path:
     """Train and score ``models`` over ``seeds`` on ``artifact``; write the report into ``out``.
 
     ``config`` gives kgrec's settings and the shared budget (baselines use ``config.target_only``,
-    ``config.loss`` and ``config.model.dim``/``layers``).
+    ``config.loss`` and ``config.model.dim``/``layers``). ``jobs`` > 1 trains that many
+    (seed, model) pairs at once, each in a worker process with an equal share of the CPU threads
+    (their messages go to stderr, prefixed with the seed); the report is the same as with one job.
 
     Raises:
         KgrecError: unknown model names, or an artifact without test interactions.
@@ -100,48 +177,39 @@ def run_benchmark(artifact: GraphArtifact, config: TrainConfig, out: str | Path,
     if "kgrec_transfer_frozen" in models and config.model.head == "dot":
         raise KgrecError("kgrec_transfer_frozen trains the head only; the 'dot' head has none: "
                          "set model.head = 'distmult' (--set model.head=distmult) or leave that model out")
+    if jobs < 1:
+        raise KgrecError(f"jobs must be at least 1, got {jobs}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     task = ranking_task(artifact, "test", exclude=("train", "valid"))
-    valid_task = ranking_task(artifact, "valid")
     if not len(task.users):
         raise KgrecError("the graph's target domain has no test interactions to score")
-    groups = user_groups(artifact, task.users)
     pop = item_popularity(artifact)
-    buckets = popularity_buckets(pop, task.items)
-    cand = sampled_candidates(artifact, "test", sampled, seed=0) if sampled else None
-    device = resolve_device(config.device)  # where every scorer returns its scores
-    valid_items, test_items = valid_task.items.to(device), task.items.to(device)
-    per_user, long_rows, curves, seconds = [], [], [], []
-    for seed in seeds:
-        for name in models:
-            log(f"== {name}, seed {seed}")
-            scorer, hist, secs = _fit(name, artifact, config, seed, out, log)
-            seconds.append({"model": name, "seed": seed, "seconds": secs})
-            if len(hist):
-                curves.append(hist.assign(model=name, seed=seed))
-            if len(valid_task.users):  # model selection (best fine-tune mode, best baseline) looks at this only
-                vm = evaluate(lambda u: scorer(u)[:, valid_items], valid_task, (10,), config.eval.memory_mb, device)
-                long_rows.append((name, seed, "valid", "ndcg@10", float(vm["ndcg@10"].mean())))
-            top = rank(lambda u: scorer(u)[:, test_items], task, max(KS), config.eval.memory_mb, device)
-            m = metrics_of_top(top, task, KS)
-            frame = pd.DataFrame({k: v.numpy() for k, v in m.items()})
-            frame.insert(0, "user", task.users.numpy())
-            frame.insert(0, "seed", seed)
-            frame.insert(0, "model", name)
-            per_user.append(frame)
-            for g, mask in groups.items():
-                for metric, v in m.items():
-                    long_rows.append((name, seed, g, metric, float(v[mask].mean())))
-            for b, v in bucket_recall(top, task.relevant, buckets, 20).items():
-                long_rows.append((name, seed, f"items {b}", "recall@20", v))
-            long_rows.append((name, seed, "all", "coverage@10", coverage(top, len(task.items), 10)))
-            long_rows.append((name, seed, "all", "arp@10", popularity_bias(top, pop[task.items], 10)))
-            if cand is not None:
-                users, pos, neg = cand
-                pairs = lambda u, c: scorer(u).gather(1, c.to(device))
-                for metric, v in sampled_metrics(pairs, users, pos, neg, (10,)).items():
-                    long_rows.append((name, seed, "all", metric, float(v.mean())))
+    sc = _Scoring(task, ranking_task(artifact, "valid"), user_groups(artifact, task.users), pop,
+                  popularity_buckets(pop, task.items),
+                  sampled_candidates(artifact, "test", sampled, seed=0) if sampled else None)
+    # one task per (seed, model); a fine-tune variant goes with the kgrec_transfer run it starts from
+    chained = [m for m in models if m in ("kgrec_transfer_upper", "kgrec_transfer_frozen")]
+    groups_of = [(m,) + (tuple(chained) if m == "kgrec_transfer" else ()) for m in models if m not in chained]
+    tasks = [(seed, group) for seed in seeds for group in groups_of]
+    if jobs == 1 or len(tasks) == 1:
+        parts = [_run_seed(artifact, config, out, group, seed, sc, log) for seed, group in tasks]
+    else:
+        jobs = min(jobs, len(tasks))
+        threads = max(1, torch.get_num_threads() // jobs)
+        # the long trainings first, so that no core idles at the end; the report keeps the canonical order
+        order = sorted(range(len(tasks)), key=lambda i: tasks[i][1][0] not in ("kgrec_transfer", "lightgcn_merged"))
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_worker_threads, initargs=(threads,)) as pool:
+            futures = {i: pool.submit(_run_seed, artifact, config, out, tasks[i][1], tasks[i][0], sc,
+                                      functools.partial(_print_with_prefix, f"[seed {tasks[i][0]}] "))
+                       for i in order}
+            parts = [futures[i].result() for i in range(len(tasks))]
+    per_user = [f for p in parts for f in p.per_user]
+    long_rows = [r for p in parts for r in p.long_rows]
+    curves = [c for p in parts for c in p.curves]
+    seconds = [t for p in parts for t in p.seconds]
+    groups = sc.groups
     results = pd.DataFrame(long_rows, columns=["model", "seed", "group", "metric", "value"])
     users = pd.concat(per_user, ignore_index=True)
     with atomic_file(out / "results.csv") as f:

@@ -26,7 +26,7 @@ class ModelConfig:
     dim: int = field(default=64, metadata={"lo": 1})
     layers: int = field(default=2, metadata={"lo": 0})
     layer: str = field(default="compgcn", metadata={"choices": LAYERS})
-    composition: str = field(default="mult", metadata={"choices": COMPOSITIONS})
+    composition: str = field(default="none", metadata={"choices": COMPOSITIONS})
     init: str = field(default="identity", metadata={"choices": INITS})
     transform: bool = False
     num_bases: int = field(default=8, metadata={"lo": 0})

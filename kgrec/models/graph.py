@@ -131,11 +131,14 @@ class RelationalGraph:
     def device(self) -> torch.device:
         return self.edge_index.device
 
-    def _direction(self, reverse: bool) -> Tensor:
+    def _direction(self, reverse: bool | None) -> Tensor:
+        if reverse is None:
+            return torch.ones_like(self.edge_type, dtype=torch.bool)
         return self.reverse[self.edge_type] == reverse
 
-    def adjacency(self, reverse: bool = False) -> SparseOp:
-        """``[N, N]``: row ``v`` sums ``c_uv h_u`` over v's incoming forward (or reverse) edges."""
+    def adjacency(self, reverse: bool | None = False) -> SparseOp:
+        """``[N, N]``: row ``v`` sums ``c_uv h_u`` over v's incoming forward (or reverse, or with
+        ``None`` all) edges."""
         key = f"adj-{reverse}"
         if key not in self._cache:
             m = self._direction(reverse)

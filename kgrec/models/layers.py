@@ -30,7 +30,8 @@ class CompGCNLayer(nn.Module):
     :math:`A_{dir} H - B_{dir} Z` (:math:`B` sums :math:`c_{uv}` per relation);
     ``"mult"`` gathers per (relation, destination) pair with one CSR product,
     gates each row by its :math:`z_r` and scatters with another; ``"none"``
-    ignores the relation (plain normalised propagation).
+    ignores the relation (plain normalised propagation; without transforms both
+    directions are one CSR product).
     Cost: O(E·d + N·d²) time (O(E·d) without transforms), O(E + N·d) memory.
 
     With ``transform=False`` the weights are left out:
@@ -78,6 +79,8 @@ class CompGCNLayer(nn.Module):
             nn.init.zeros_(self.w_self.bias)
 
     def forward(self, x: Tensor, rel: Tensor, graph: RelationalGraph) -> tuple[Tensor, Tensor]:
+        if self.composition == "none" and not self.transform:
+            return graph.adjacency(None)(x), rel  # both directions in one product
         out = self.w_self(x) if self.transform else 0
         for reverse in (False, True):
             if self.composition == "none":

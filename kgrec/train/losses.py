@@ -61,6 +61,14 @@ def l2_penalty(*embeddings: Tensor, batch_size: int | None = None) -> Tensor:
     return sum(e.square().sum() for e in embeddings) / (2 * max(b, 1))
 
 
+def l2_penalty_rows(table: Tensor, rows: Tensor, batch_size: int) -> Tensor:
+    """``l2_penalty(table[rows], batch_size=batch_size)`` computed over the distinct rows, each
+    weighted by how often it occurs: the same value for a fraction of the work when ``rows``
+    repeats (a batch's negatives, users and items across domains)."""
+    distinct, counts = torch.unique(rows, return_counts=True)
+    return (table[distinct].square().sum(1) * counts).sum() / (2 * max(batch_size, 1))
+
+
 def mmd(x: Tensor, y: Tensor, bandwidths: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)) -> Tensor:
     r"""Squared maximum mean discrepancy between samples ``x`` ``[n, d]`` and ``y`` ``[m, d]``
     under a sum of Gaussian kernels :math:`k(a, b) = \exp(-\lVert a-b\rVert^2 / (2\sigma^2 \bar{D}))`,
