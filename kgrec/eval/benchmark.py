@@ -100,8 +100,8 @@ class _Scoring:
 
 
 @dataclass
-class _SeedRows:
-    """One seed's share of the report."""
+class _Rows:
+    """The report rows of some models trained with one seed."""
 
     per_user: list[pd.DataFrame] = field(default_factory=list)
     long_rows: list[tuple] = field(default_factory=list)
@@ -109,13 +109,14 @@ class _SeedRows:
     seconds: list[dict] = field(default_factory=list)
 
 
-def _run_seed(artifact: GraphArtifact, config: TrainConfig, out: Path, models: tuple[str, ...], seed: int,
-              sc: _Scoring, log: Callable[[str], None]) -> _SeedRows:
-    """Train every model with one seed and score it on the test split (and on validation for model choice)."""
+def _run_models(artifact: GraphArtifact, config: TrainConfig, out: Path, models: tuple[str, ...], seed: int,
+              sc: _Scoring, log: Callable[[str], None]) -> _Rows:
+    """Train ``models`` (in order) with one seed and score each on the test split (and on validation,
+    for model choice)."""
     device = resolve_device(config.device)  # where every scorer returns its scores
     task, valid_task = sc.task, sc.valid_task
     valid_items, test_items = valid_task.items.to(device), task.items.to(device)
-    rows = _SeedRows()
+    rows = _Rows()
     for name in models:
         log(f"== {name}, seed {seed}")
         scorer, hist, secs = _fit(name, artifact, config, seed, out, log)
@@ -193,7 +194,7 @@ def run_benchmark(artifact: GraphArtifact, config: TrainConfig, out: str | Path,
     groups_of = [(m,) + (tuple(chained) if m == "kgrec_transfer" else ()) for m in models if m not in chained]
     tasks = [(seed, group) for seed in seeds for group in groups_of]
     if jobs == 1 or len(tasks) == 1:
-        parts = [_run_seed(artifact, config, out, group, seed, sc, log) for seed, group in tasks]
+        parts = [_run_models(artifact, config, out, group, seed, sc, log) for seed, group in tasks]
     else:
         jobs = min(jobs, len(tasks))
         threads = max(1, torch.get_num_threads() // jobs)
@@ -201,7 +202,7 @@ def run_benchmark(artifact: GraphArtifact, config: TrainConfig, out: str | Path,
         order = sorted(range(len(tasks)), key=lambda i: tasks[i][1][0] not in ("kgrec_transfer", "lightgcn_merged"))
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_worker_threads, initargs=(threads,)) as pool:
-            futures = {i: pool.submit(_run_seed, artifact, config, out, tasks[i][1], tasks[i][0], sc,
+            futures = {i: pool.submit(_run_models, artifact, config, out, tasks[i][1], tasks[i][0], sc,
                                       functools.partial(_print_with_prefix, f"[seed {tasks[i][0]}] "))
                        for i in order}
             parts = [futures[i].result() for i in range(len(tasks))]

@@ -32,7 +32,7 @@ from kgrec.eval import RankingTask, evaluate, mean_metrics, ranking_task
 from kgrec.graph.artifact import SOURCE, TARGET, GraphArtifact
 from kgrec.models.baselines import MF, LightGCN, Mapping, most_popular
 from kgrec.train.config import LossConfig, StageConfig
-from kgrec.train.losses import RANKING_LOSSES, l2_penalty_rows
+from kgrec.train.losses import RANKING_LOSSES, l2_penalty
 from kgrec.train.sampling import NegativeSampler
 from kgrec.train.trainer import resolve_device
 
@@ -81,8 +81,8 @@ def _fit_mf(model: MF, artifact: GraphArtifact, domains: tuple[str, ...], stage:
                 s_neg = (eu.unsqueeze(1) * items_emb[neg]).sum(-1)
                 weight = 1.0 if len(domains) == 1 else (loss.target_weight if d == TARGET else loss.source_weight)
                 batch_loss = batch_loss + weight * RANKING_LOSSES[loss.loss](s_pos, s_neg)
-                reg = reg + l2_penalty_rows(u0, u, len(idx)) \
-                    + l2_penalty_rows(i0, torch.cat([pos, neg.flatten()]), len(idx))
+                reg = reg + l2_penalty(u0, u, len(idx)) \
+                    + l2_penalty(i0, torch.cat([pos, neg.flatten()]), len(idx))
             total_loss = batch_loss + loss.l2 * reg
             opt.zero_grad(set_to_none=True)
             total_loss.backward()

@@ -54,17 +54,10 @@ def kg_loss(h: Tensor, r: Tensor, t: Tensor, t_neg: Tensor, score: str = "transe
     return bpr_loss(f(h, r, t), f(h, r, t_neg))
 
 
-def l2_penalty(*embeddings: Tensor, batch_size: int | None = None) -> Tensor:
-    r""":math:`\frac{1}{2B}\sum \lVert e\rVert^2` over the rows of the given tensors; ``B`` is
-    ``batch_size`` (the number of training pairs), by default the first tensor's rows."""
-    b = embeddings[0].shape[0] if batch_size is None else batch_size
-    return sum(e.square().sum() for e in embeddings) / (2 * max(b, 1))
-
-
-def l2_penalty_rows(table: Tensor, rows: Tensor, batch_size: int) -> Tensor:
-    """``l2_penalty(table[rows], batch_size=batch_size)`` computed over the distinct rows, each
-    weighted by how often it occurs: the same value for a fraction of the work when ``rows``
-    repeats (a batch's negatives, users and items across domains)."""
+def l2_penalty(table: Tensor, rows: Tensor, batch_size: int) -> Tensor:
+    r""":math:`\frac{1}{2B}\sum_{r \in rows} \lVert table_r\rVert^2` with ``B = batch_size`` (the
+    number of training pairs). A row that ``rows`` repeats counts as often as it occurs, but is
+    read once: the batch's negatives, users and items repeat a lot."""
     distinct, counts = torch.unique(rows, return_counts=True)
     return (table[distinct].square().sum(1) * counts).sum() / (2 * max(batch_size, 1))
 

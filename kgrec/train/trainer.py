@@ -54,7 +54,7 @@ from kgrec.models.encoder import ModelConfig
 from kgrec.models.features import load_vectors, text_features
 from kgrec.models.heads import MLPHead
 from kgrec.train.config import StageConfig, TrainConfig, to_toml
-from kgrec.train.losses import RANKING_LOSSES, adversarial_loss, info_nce, kg_loss, l2_penalty_rows, mmd
+from kgrec.train.losses import RANKING_LOSSES, adversarial_loss, info_nce, kg_loss, l2_penalty, mmd
 from kgrec.train.sampling import NegativeSampler
 
 
@@ -221,7 +221,7 @@ def _train_epoch(stage: str, epoch: int, model: TransferModel, graph: Relational
             loss = loss + lc.cl_weight * parts["cl"]
         if lc.l2 > 0 and h0 is not None:
             # per target pair, whatever else the batch holds
-            parts["l2"] = l2_penalty_rows(h0, rows, batch_size=len(idx))
+            parts["l2"] = l2_penalty(h0, rows, batch_size=len(idx))
             loss = loss + lc.l2 * parts["l2"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
