@@ -80,6 +80,32 @@ def test_upper_fine_tuning_trains_only_the_last_layers_and_the_head(artifact_dir
     assert not torch.equal(before["encoder.layers.1.w_forward.weight"], last["encoder.layers.1.w_forward.weight"])
 
 
+def test_fine_tuning_on_the_target_graph_starts_from_pretraining_and_sends_no_source_message(
+        artifact_dir, tmp_path, monkeypatch):
+    from kgrec.models.encoder import Encoder
+    from kgrec.serve import load_run
+    real = Encoder.forward
+    source_edges_per_call = []
+
+    def spy(self, graph, *args, **kwargs):
+        rel = [i for i, (s, r, d) in enumerate(graph.relations) if "interacts_source" in r]
+        source_edges_per_call.append(int(torch.isin(graph.edge_type, torch.tensor(rel)).sum()))
+        return real(self, graph, *args, **kwargs)
+
+    monkeypatch.setattr(Encoder, "forward", spy)
+    res = run(config(artifact_dir, **{"finetune.graph": "target"}), tmp_path / "run")
+    monkeypatch.setattr(Encoder, "forward", real)
+    assert source_edges_per_call[0] > 0    # pre-training propagates over the merged graph
+    assert source_edges_per_call[-1] == 0  # fine-tuning and the final scores do not
+    loaded = load_run(res.run_dir)
+    assert loaded.view == "target_only"
+    assert loaded.evaluate("test")["all"]["ndcg@10"] == pytest.approx(res.test["ndcg@10"])
+    # with no fine-tuning epoch the model is the best pre-trained one, scored on the target graph
+    res0 = run(config(artifact_dir, **{"finetune.graph": "target", "finetune.epochs": 0}), tmp_path / "run0")
+    before = best_pretrain_state(res0.run_dir)
+    assert all(torch.equal(before[k], v) for k, v in res0.model.state_dict().items())
+
+
 def test_frozen_mode_needs_a_head_with_parameters(artifact_dir):
     with pytest.raises(SpecError, match="finetune.mode"):
         config(artifact_dir, **{"finetune.mode": "frozen", "model.head": "dot"})

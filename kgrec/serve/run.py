@@ -39,7 +39,8 @@ class Run:
         artifact: the graph artifact it was trained on.
         model: the trained model (eval mode).
         graph: the graph its encoder propagates over.
-        view: ``"merged"`` (transfer runs) or ``"target_only"`` (the control).
+        view: ``"merged"`` (transfer runs) or ``"target_only"`` (the control, and transfer runs
+            fine-tuned with ``finetune.graph = "target"``).
     """
 
     path: Path

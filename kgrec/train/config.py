@@ -69,9 +69,13 @@ class StageConfig:
 @dataclass(frozen=True)
 class FinetuneConfig(StageConfig):
     """Fine-tuning on the target: ``mode`` ``full`` (everything), ``upper`` (the last
-    ``upper_layers`` layers and the head) or ``frozen`` (the head only)."""
+    ``upper_layers`` layers and the head) or ``frozen`` (the head only). ``graph``: message
+    passing over the ``merged`` graph (the source keeps informing the target) or over the
+    ``target`` domain's own graph (the target-only view, warm-started from pre-training: the
+    source shaped the embeddings but no longer sends messages; the final model scores on it)."""
 
     mode: str = field(default="full", metadata={"choices": FINETUNE_MODES})
+    graph: str = field(default="merged", metadata={"choices": ("merged", "target")})
     upper_layers: int = field(default=1, metadata={"lo": 1})
     lr: float = field(default=0.001, metadata={"lo": 0.0})
     epochs: int = field(default=20, metadata={"lo": 0})

@@ -4,7 +4,8 @@
 ``L = w_S·L_S + λ·L_T + μ·L_KG (+ ν·L_align)``, then *fine-tune* on the target
 (``L_T`` only) with the whole model, its upper layers, or the head trainable;
 message passing keeps running over the merged graph, so the source still
-informs the target. ``mode = "target_only"``: the same model trained from
+informs the target (or, with ``finetune.graph = "target"``, over the target's
+own graph, starting from the pre-trained weights). ``mode = "target_only"``: the same model trained from
 scratch on the target domain's own graph (``L_T + μ·L_KG``), the control for
 the transfer gain.
 
@@ -397,7 +398,9 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
             raise KgrecError(f"{config.graph}: mode = \"transfer\" needs source training interactions; "
                              f"this graph has none (use mode = \"target_only\")")
         data = _batches(artifact, merged, (SOURCE, TARGET), config)
-        stages = [("pretrain", config.pretrain, merged), ("finetune", config.finetune, merged)]
+        tuned = merged if config.finetune.graph == "merged" else RelationalGraph.from_hetero(
+            target_only(artifact.data), device)
+        stages = [("pretrain", config.pretrain, merged), ("finetune", config.finetune, tuned)]
     else:
         graph = RelationalGraph.from_hetero(target_only(artifact.data), device)
         data = _batches(artifact, graph, (TARGET,), config)
@@ -414,7 +417,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
         "state_dict": model.state_dict(), "model_config": asdict(config.model), "sizes": merged.sizes,
         "num_relations": merged.num_relations, "relations": merged.relations,
         "feature_dims": {t: int(getattr(model.encoder, f"features_{t}").shape[1]) for t in model.encoder.projections},
-        "discriminator": model.discriminator is not None, "graph_view": "merged" if config.mode == "transfer" else "target_only"})
+        "discriminator": model.discriminator is not None, "graph_view": "merged" if final_graph is merged else "target_only"})
     results = {"valid": valid_m, "test": test_m, "valid_users": len(valid.users), "test_users": len(test.users),
                "metrics": list(METRICS), "ks": list(ks)}
     with atomic_file(out / "results.json") as f:
