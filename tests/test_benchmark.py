@@ -190,3 +190,19 @@ def test_seeds_run_in_parallel_processes_give_the_same_report(example_graph, tmp
     one, two = (pd.read_csv(tmp_path / d / "results.csv") for d in ("one", "two"))
     pd.testing.assert_frame_equal(one[["model", "seed", "group", "metric"]], two[["model", "seed", "group", "metric"]])
     assert one["value"].to_numpy() == pytest.approx(two["value"].to_numpy(), abs=1e-6, nan_ok=True)
+
+
+@pytest.mark.parametrize("graph", ["merged", "target"])
+def test_kgrec_runs_are_scored_on_the_graph_they_were_fine_tuned_on(example_graph, tmp_path, graph):
+    import json
+
+    from kgrec.eval.benchmark import run_benchmark
+    from kgrec.train.config import make_config
+
+    cfg = make_config(None, {"graph": str(tmp_path / "g"), "model.dim": 8, "pretrain.epochs": 2,
+                             "finetune.epochs": 2, "finetune.graph": graph})
+    run_benchmark(example_graph, cfg, tmp_path / "r", ("kgrec_transfer",), (0,), sampled=20, log=lambda m: None)
+    results = pd.read_csv(tmp_path / "r" / "results.csv")
+    ndcg = results[(results["group"] == "all") & (results["metric"] == "ndcg@10")]["value"].item()
+    run = json.loads((tmp_path / "r" / "runs" / "kgrec_transfer-seed0" / "results.json").read_text())
+    assert ndcg == pytest.approx(run["test"]["ndcg@10"], abs=1e-6)

@@ -39,7 +39,6 @@ from kgrec.eval.groups import (bucket_recall, coverage, item_popularity, popular
 from kgrec.eval.ranking import RankingTask, evaluate, metrics_of_top, rank, ranking_task
 from kgrec.eval.sampled import sampled_candidates, sampled_metrics
 from kgrec.graph.artifact import GraphArtifact
-from kgrec.graph.views import target_only
 from kgrec.models import RelationalGraph
 from kgrec.train.baselines import BASELINES, fit_baseline
 from kgrec.train.config import TrainConfig
@@ -80,10 +79,8 @@ def _fit(name: str, artifact: GraphArtifact, config: TrainConfig, seed: int, out
         cfg = dataclasses.replace(cfg, pretrain=dataclasses.replace(cfg.pretrain, epochs=0),
                                   finetune=dataclasses.replace(cfg.finetune, mode=mode))
     res = train(cfg, run_dir, overwrite=True, progress=False, log=log, artifact=artifact, init=init)
-    data = artifact.data if cfg.mode == "transfer" else target_only(artifact.data)
-    graph = RelationalGraph.from_hetero(data, res.model.encoder.relations.weight.device)
     hist = res.history.assign(model=name)
-    return _kgrec_scorer(res.model, graph), hist, time.perf_counter() - t0
+    return _kgrec_scorer(res.model, res.graph), hist, time.perf_counter() - t0
 
 
 @dataclass

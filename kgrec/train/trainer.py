@@ -68,6 +68,7 @@ class TrainResult:
     test: dict[str, float]
     history: pd.DataFrame
     model: TransferModel
+    graph: RelationalGraph  # what the final model propagates over (merged or the target-only view)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -429,4 +430,4 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
         json.dump(run, f, indent=2)
     log(f"{config.mode}: valid ndcg@{config.eval.k} {valid_m[f'ndcg@{config.eval.k}']:.4f}"
         + (f", test ndcg@{config.eval.k} {test_m[f'ndcg@{config.eval.k}']:.4f}" if test_m else "") + f"  -> {out}")
-    return TrainResult(out, valid_m, test_m, pd.DataFrame(history), model)
+    return TrainResult(out, valid_m, test_m, pd.DataFrame(history), model, final_graph)
