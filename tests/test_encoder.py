@@ -160,3 +160,19 @@ def test_rgcn_encoder_runs_end_to_end(example_graph):
     enc = Encoder(g.sizes, len(g.relations), ModelConfig(dim=8, layer="rgcn", num_bases=2))
     enc(g).h.sum().backward()
     assert all(p.grad is not None for n, p in enc.named_parameters() if n.startswith("layers"))
+
+
+@pytest.mark.parametrize("name", ["dot", "distmult", "bilinear", "mlp"])
+def test_every_head_scores_a_pair_as_it_scores_it_in_full_ranking(name):
+    from kgrec.models import make_head
+
+    torch.manual_seed(0)
+    head = make_head(name, 4)
+    for p in head.parameters():  # away from the identity/zero start
+        torch.nn.init.normal_(p)
+    u, items = torch.randn(3, 4), torch.randn(5, 4)
+    full = head.score_all(u, items)
+    pairs = head.score(u.repeat_interleave(5, 0), items.repeat(3, 1)).view(3, 5)
+    assert full.shape == (3, 5)
+    assert torch.allclose(full, pairs, atol=1e-5)
+
