@@ -263,7 +263,8 @@ def _benchmark(args: argparse.Namespace) -> int:
     config = make_config(args.config, overrides)
     models = tuple(args.models.split(",")) if args.models else DEFAULT_MODELS + (
         ("kgrec_transfer_upper",) if config.model.transform or config.model.layer == "rgcn" else ()) + (
-        ("kgrec_transfer_frozen",) if config.model.head != "dot" else ())
+        ("kgrec_transfer_frozen",) if config.model.head != "dot" else ()) + (
+        ("kgrec_transfer_target",) if config.finetune.graph == "merged" else ())
     seeds = tuple(int(s) for s in args.seeds.split(","))
     start = time.perf_counter()
     log = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
@@ -372,8 +373,9 @@ def make_parser() -> argparse.ArgumentParser:
     k.add_argument("--out", required=True, help="report directory")
     k.add_argument("--config", help="training config (TOML) for kgrec and the shared budget")
     k.add_argument("--models", help="comma-separated; default: every baseline, kgrec_target_only, kgrec_transfer, "
-                                    "and kgrec_transfer_upper / kgrec_transfer_frozen where the model has the "
-                                    "weights they fine-tune")
+                                    "kgrec_transfer_target (fine-tuned on the target's own graph) unless the config "
+                                    "already fine-tunes there, and kgrec_transfer_upper / kgrec_transfer_frozen "
+                                    "where the model has the weights they fine-tune")
     k.add_argument("--seeds", default="0,1,2")
     k.add_argument("--sampled", type=int, default=999, help="negatives per test item in the sampled protocol (0: off)")
     k.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, as for 'kgrec train'")

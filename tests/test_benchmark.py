@@ -182,8 +182,9 @@ def test_seeds_run_in_parallel_processes_give_the_same_report(example_graph, tmp
 
     cfg = make_config(None, {"graph": str(tmp_path / "g"), "model.dim": 8, "pretrain.epochs": 2, "finetune.epochs": 1,
                              "target_only.epochs": 2, "model.head": "distmult"})
-    # kgrec_transfer_frozen fine-tunes kgrec_transfer's pre-trained model: it must run after it
-    models, seeds = ("mostpop", "lightgcn_merged", "kgrec_transfer", "kgrec_transfer_frozen"), (0, 1)
+    # the fine-tune variants start from kgrec_transfer's pre-trained model: they must run after it
+    models = ("mostpop", "lightgcn_merged", "kgrec_transfer", "kgrec_transfer_frozen", "kgrec_transfer_target")
+    seeds = (0, 1)
     quiet = lambda m: None  # noqa: E731
     run_benchmark(example_graph, cfg, tmp_path / "one", models, seeds, sampled=20, log=quiet)
     run_benchmark(example_graph, cfg, tmp_path / "two", models, seeds, sampled=20, log=quiet, jobs=2)
@@ -206,3 +207,23 @@ def test_kgrec_runs_are_scored_on_the_graph_they_were_fine_tuned_on(example_grap
     ndcg = results[(results["group"] == "all") & (results["metric"] == "ndcg@10")]["value"].item()
     run = json.loads((tmp_path / "r" / "runs" / "kgrec_transfer-seed0" / "results.json").read_text())
     assert ndcg == pytest.approx(run["test"]["ndcg@10"], abs=1e-6)
+
+
+def test_the_target_graph_variant_starts_from_the_pretrained_model_and_scores_on_the_target_graph(
+        example_graph, tmp_path):
+    from kgrec.eval.benchmark import run_benchmark
+    from kgrec.serve import load_run
+    from kgrec.train.config import make_config
+
+    # no fine-tuning epoch: the variant is kgrec_transfer's best pre-trained model, on the target graph
+    example_graph.save(tmp_path / "g")
+    cfg = make_config(None, {"graph": str(tmp_path / "g"), "model.dim": 8, "pretrain.epochs": 2, "finetune.epochs": 0})
+    run_benchmark(example_graph, cfg, tmp_path / "r", ("kgrec_transfer", "kgrec_transfer_target"), (0,), sampled=20,
+                  log=lambda m: None)
+    runs = tmp_path / "r" / "runs"
+    pretrained = torch.load(runs / "kgrec_transfer-seed0" / "checkpoints" / "pretrain.pt",
+                            weights_only=True)["stage"]["best_state"]
+    variant = torch.load(runs / "kgrec_transfer_target-seed0" / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(pretrained[k], v) for k, v in variant.items())
+    assert load_run(runs / "kgrec_transfer_target-seed0").view == "target_only"
+    assert load_run(runs / "kgrec_transfer-seed0").view == "merged"

@@ -44,7 +44,10 @@ from kgrec.train.baselines import BASELINES, fit_baseline
 from kgrec.train.config import TrainConfig
 from kgrec.train.trainer import resolve_device, train
 
-KGREC_MODELS = ("kgrec_target_only", "kgrec_transfer", "kgrec_transfer_upper", "kgrec_transfer_frozen")
+# fine-tune variants: each fine-tunes kgrec_transfer's pre-trained model with these finetune settings
+FINETUNE_VARIANTS = {"kgrec_transfer_upper": {"mode": "upper"}, "kgrec_transfer_frozen": {"mode": "frozen"},
+                     "kgrec_transfer_target": {"graph": "target"}}
+KGREC_MODELS = ("kgrec_target_only", "kgrec_transfer", *FINETUNE_VARIANTS)
 DEFAULT_MODELS = BASELINES + ("kgrec_target_only", "kgrec_transfer")
 TARGET_ONLY = ("mostpop", "bprmf", "lightgcn", "kgrec_target_only")
 CROSS_DOMAIN = ("lightgcn_merged", "cmf", "emcdr")
@@ -70,14 +73,13 @@ def _fit(name: str, artifact: GraphArtifact, config: TrainConfig, seed: int, out
     cfg = dataclasses.replace(config, seed=seed, mode="target_only" if name == "kgrec_target_only" else "transfer")
     run_dir = out / "runs" / f"{name}-seed{seed}"
     init = None
-    if name in ("kgrec_transfer_upper", "kgrec_transfer_frozen"):
+    if name in FINETUNE_VARIANTS:
         ckpt = out / "runs" / f"kgrec_transfer-seed{seed}" / "checkpoints" / "pretrain.pt"
         if not ckpt.exists():
             raise KgrecError(f"{name} fine-tunes kgrec_transfer's pre-trained model: list kgrec_transfer before it")
         init = torch.load(ckpt, weights_only=True)["stage"]["best_state"]
-        mode = "upper" if name.endswith("upper") else "frozen"
         cfg = dataclasses.replace(cfg, pretrain=dataclasses.replace(cfg.pretrain, epochs=0),
-                                  finetune=dataclasses.replace(cfg.finetune, mode=mode))
+                                  finetune=dataclasses.replace(cfg.finetune, **FINETUNE_VARIANTS[name]))
     res = train(cfg, run_dir, overwrite=True, progress=False, log=log, artifact=artifact, init=init)
     hist = res.history.assign(model=name)
     return _kgrec_scorer(res.model, res.graph), hist, time.perf_counter() - t0
@@ -187,7 +189,7 @@ def run_benchmark(artifact: GraphArtifact, config: TrainConfig, out: str | Path,
                   popularity_buckets(pop, task.items),
                   sampled_candidates(artifact, "test", sampled, seed=0) if sampled else None)
     # one task per (seed, model); a fine-tune variant goes with the kgrec_transfer run it starts from
-    chained = [m for m in models if m in ("kgrec_transfer_upper", "kgrec_transfer_frozen")]
+    chained = [m for m in models if m in FINETUNE_VARIANTS]
     groups_of = [(m,) + (tuple(chained) if m == "kgrec_transfer" else ()) for m in models if m not in chained]
     tasks = [(seed, group) for seed in seeds for group in groups_of]
     if jobs == 1 or len(tasks) == 1:
