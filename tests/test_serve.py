@@ -163,6 +163,19 @@ def test_update_keeps_old_ids_and_adds_new_users_and_items(run, tmp_path):
         update(run, tmp_path / "bad.csv", tmp_path / "x")
 
 
+def test_updating_a_run_fine_tuned_on_the_target_graph_only_fine_tunes_again(run, tmp_path):
+    cfg = kgrec.make_config(None, {"graph": str(run.config.graph), "model.dim": 8, "pretrain.epochs": 2,
+                                   "finetune.epochs": 1, "finetune.graph": "target"})
+    kgrec.fit(cfg, tmp_path / "run", progress=False, log=lambda m: None)
+    tuned = load_run(tmp_path / "run")
+    assert tuned.view == "target_only"
+    (tmp_path / "new.csv").write_text("user,item,domain\nnewbie,dune,books\n")
+    result, _ = update(tuned, tmp_path / "new.csv", tmp_path / "updated", epochs=2, progress=False,
+                       log=lambda m: None)
+    assert list(result.history.dropna(subset=["loss"])["stage"].unique()) == ["finetune"]  # no pre-training again
+    assert load_run(tmp_path / "updated").view == "target_only"
+
+
 def test_evaluate_reports_all_users_and_the_cold_start_ones(run):
     res = evaluate_run(run, "test")
     assert res["all"]["users"] > 0 and 0 <= res["all"]["ndcg@10"] <= 1

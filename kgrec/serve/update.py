@@ -159,7 +159,7 @@ def update(run: Run, interactions: str | Path, out: str | Path, epochs: int = 3,
               "test": mean_metrics(validate(before_model, graph, test, ks)) if len(test.users) else {}}
     cfg = run.config
     graph_dir = out / "graph"
-    if run.view == "merged":
+    if cfg.mode == "transfer":  # fine-tuning again, on the graph the run was fine-tuned on (finetune.graph)
         cfg = dataclasses.replace(cfg, graph=str(graph_dir), pretrain=dataclasses.replace(cfg.pretrain, epochs=0),
                                   finetune=dataclasses.replace(cfg.finetune, epochs=epochs))
     else:
