@@ -175,4 +175,3 @@ def test_every_head_scores_a_pair_as_it_scores_it_in_full_ranking(name):
     pairs = head.score(u.repeat_interleave(5, 0), items.repeat(3, 1)).view(3, 5)
     assert full.shape == (3, 5)
     assert torch.allclose(full, pairs, atol=1e-5)
-
