@@ -249,3 +249,57 @@ def test_every_option_trains_and_logs_its_losses(artifact_dir, tmp_path, overrid
         assert hist["loss_align"].notna().any()
     if "loss.cl_weight" in overrides:
         assert (hist["loss_cl"] > 0).all()
+
+
+def test_simulated_cold_start_hides_exactly_the_chosen_users_target_edges(example_graph):
+    from kgrec.models import RelationalGraph
+    graph = RelationalGraph.from_hetero(example_graph.data)
+    users = example_graph.split("train", "target")[0].unique()
+    hidden_graph = trainer.hide_target_edges(graph, users, 0.5, torch.Generator().manual_seed(0))
+    target_rels = {r for r, (_, rel, _) in enumerate(graph.relations) if rel.endswith("interacts_target")}
+
+    def user_edges(g):
+        out = set()
+        for (s, d), r in zip(g.edge_index.T.tolist(), g.edge_type.tolist()):
+            out.add((s, d, r))
+        return out
+
+    before, after = user_edges(graph), user_edges(hidden_graph)
+    removed = before - after
+    assert after <= before and removed
+    assert all(r in target_rels for _, _, r in removed)  # source and KG edges all stay
+    lo = graph.offsets["user"]
+    gone = {(s if lo <= s < lo + graph.sizes["user"] else d) - lo for s, d, _ in removed}
+    assert len(gone) == round(0.5 * len(users))
+    # every target edge of a chosen user is gone, in both directions; nobody else lost one
+    for s, d, r in before:
+        if r in target_rels:
+            u = (s if lo <= s < lo + graph.sizes["user"] else d) - lo
+            assert ((s, d, r) in removed) == (u in gone)
+    # the degree normalisation is that of the graph that remains
+    kept = RelationalGraph.from_hetero(example_graph.data)
+    keep = torch.tensor([(s, d, r) in after for (s, d), r in zip(kept.edge_index.T.tolist(), kept.edge_type.tolist())])
+    assert torch.allclose(kept.keep_edges(keep).norm, hidden_graph.norm)
+    deg = torch.bincount(hidden_graph.edge_index[1], minlength=graph.num_nodes).float()
+    s, d = hidden_graph.edge_index
+    out_deg = torch.bincount(s, minlength=graph.num_nodes).float()
+    assert torch.allclose(hidden_graph.norm, (out_deg[s] * deg[d]).rsqrt())
+
+
+def test_simulated_cold_start_trains_and_leaves_the_scoring_graph_whole(artifact_dir, tmp_path, monkeypatch):
+    sizes = []
+    from kgrec.models.encoder import Encoder
+    real = Encoder.forward
+
+    def spy(self, graph, *args, **kwargs):
+        sizes.append((self.training, graph.edge_index.shape[1]))
+        return real(self, graph, *args, **kwargs)
+
+    monkeypatch.setattr(Encoder, "forward", spy)
+    res = run(config(artifact_dir, **{"pretrain.cold_users": 0.5, "finetune.epochs": 0}), tmp_path / "run")
+    full = res.graph.edge_index.shape[1]
+    assert {n for training, n in sizes if not training} == {full}  # validation and test see every edge
+    assert all(n < full for training, n in sizes if training)
+    assert 0 <= res.valid["ndcg@10"] <= 1
+    with pytest.raises(SpecError, match="pretrain.cold_users.*<= 1"):
+        parse_config({"graph": "g", "pretrain": {"cold_users": 1.5}})

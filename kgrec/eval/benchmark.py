@@ -38,29 +38,41 @@ from kgrec.eval.groups import (bucket_recall, coverage, item_popularity, popular
                                user_groups)
 from kgrec.eval.ranking import RankingTask, evaluate, metrics_of_top, rank, ranking_task
 from kgrec.eval.sampled import sampled_candidates, sampled_metrics
-from kgrec.graph.artifact import GraphArtifact
-from kgrec.models import RelationalGraph
+from kgrec.graph.artifact import TARGET, GraphArtifact
+from kgrec.models.paths import blend
 from kgrec.train.baselines import BASELINES, fit_baseline
 from kgrec.train.config import TrainConfig
-from kgrec.train.trainer import resolve_device, train
+from kgrec.train.trainer import TrainResult, resolve_device, train
 
 # fine-tune variants: each fine-tunes kgrec_transfer's pre-trained model with these finetune settings
 FINETUNE_VARIANTS = {"kgrec_transfer_upper": {"mode": "upper"}, "kgrec_transfer_frozen": {"mode": "frozen"},
                      "kgrec_transfer_target": {"graph": "target"}}
 KGREC_MODELS = ("kgrec_target_only", "kgrec_transfer", *FINETUNE_VARIANTS)
 DEFAULT_MODELS = BASELINES + ("kgrec_target_only", "kgrec_transfer")
-TARGET_ONLY = ("mostpop", "bprmf", "lightgcn", "kgrec_target_only")
-CROSS_DOMAIN = ("lightgcn_merged", "cmf", "emcdr")
+TARGET_ONLY = ("mostpop", "bprmf", "lightgcn", "paths", "kgrec_target_only")
+CROSS_DOMAIN = ("lightgcn_merged", "cmf", "emcdr", "paths_merged")
 KS = (10, 20)
 
 
-def _kgrec_scorer(model, graph: RelationalGraph) -> Callable[[Tensor], Tensor]:
+def _kgrec_scorer(res: TrainResult, target_items: Tensor) -> Callable[[Tensor], Tensor]:
+    """Scores over all item indices; with path scores blended in, the target items' are the blend
+    (standardised over the target items) and the others -inf."""
+    model, graph = res.model, res.graph
     with torch.no_grad():
         model.eval()
         h = model(graph)
     items = h[graph.node_slice("item")]
     head = model.heads["target"]
-    return lambda users: head.score_all(h[users.to(h.device) + graph.offsets["user"]], items)
+    cols = target_items.to(h.device)
+
+    def score(users: Tensor) -> Tensor:
+        e = head.score_all(h[users.to(h.device) + graph.offsets["user"]], items)
+        if res.paths is None or res.path_weight == 0:
+            return e
+        out = torch.full_like(e, float("-inf"))
+        out[:, cols] = blend(e[:, cols], res.paths.scores(users, target_items), res.path_weight)
+        return out
+    return score
 
 
 def _fit(name: str, artifact: GraphArtifact, config: TrainConfig, seed: int, out: Path, log) -> tuple:
@@ -68,7 +80,8 @@ def _fit(name: str, artifact: GraphArtifact, config: TrainConfig, seed: int, out
     t0 = time.perf_counter()
     if name in BASELINES:
         fit = fit_baseline(name, artifact, config.target_only, config.loss, config.model.dim, config.model.layers,
-                           seed, config.device, config.eval.k, log)
+                           seed, config.device, config.eval.k, log, config.model.path_hops or 3,
+                           config.model.path_alpha)
         return fit.score, fit.history, fit.seconds
     cfg = dataclasses.replace(config, seed=seed, mode="target_only" if name == "kgrec_target_only" else "transfer")
     run_dir = out / "runs" / f"{name}-seed{seed}"
@@ -82,7 +95,7 @@ def _fit(name: str, artifact: GraphArtifact, config: TrainConfig, seed: int, out
                                   finetune=dataclasses.replace(cfg.finetune, **FINETUNE_VARIANTS[name]))
     res = train(cfg, run_dir, overwrite=True, progress=False, log=log, artifact=artifact, init=init)
     hist = res.history.assign(model=name)
-    return _kgrec_scorer(res.model, res.graph), hist, time.perf_counter() - t0
+    return _kgrec_scorer(res, artifact.items_of(TARGET)), hist, time.perf_counter() - t0
 
 
 @dataclass

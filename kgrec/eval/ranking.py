@@ -81,18 +81,31 @@ def rank(score_fn: Callable[[Tensor], Tensor], task: RankingTask, k: int, memory
     ``score_fn(users [B])`` returns ``[B, M]`` scores; users go in batches whose
     score matrix fits in about ``memory_mb``.
     """
+    return rank_each(lambda users: [score_fn(users)], task, k, memory_mb, device)[0]
+
+
+def rank_each(score_fn: Callable[[Tensor], list[Tensor]], task: RankingTask, k: int, memory_mb: int = 256,
+              device: torch.device | str = "cpu") -> list[Tensor]:
+    """:func:`rank` for several scorings at once: ``score_fn(users [B])`` returns a list of ``[B, M]``
+    score matrices (say, one per blend weight of shared parts computed once per batch); one
+    ``[U, k]`` ranking per scoring."""
     m = len(task.items)
     batch = max(1, (memory_mb * 2**20) // (4 * max(m, 1) * 3))
     ex_ptr, ex_items = task.exclude
-    out = []
+    out: list[list[Tensor]] = []
     for start in range(0, len(task.users), batch):
         end = min(start + batch, len(task.users))
-        scores = score_fn(task.users[start:end].to(device)).float()
         lo, hi = int(ex_ptr[start]), int(ex_ptr[end])
         rows = torch.repeat_interleave(torch.arange(end - start), ex_ptr[start + 1:end + 1] - ex_ptr[start:end])
-        scores[rows.to(scores.device), ex_items[lo:hi].to(scores.device)] = float("-inf")
-        out.append(top_k(scores, k).cpu())
-    return torch.cat(out) if out else torch.empty(0, k, dtype=torch.long)
+        tops = []
+        for scores in score_fn(task.users[start:end].to(device)):
+            scores = scores.float()
+            scores[rows.to(scores.device), ex_items[lo:hi].to(scores.device)] = float("-inf")
+            tops.append(top_k(scores, k).cpu())
+        out.append(tops)
+    if not out:
+        return [torch.empty(0, k, dtype=torch.long) for _ in score_fn(task.users[:0].to(device))]
+    return [torch.cat(col) for col in zip(*out)]
 
 
 def evaluate(score_fn: Callable[[Tensor], Tensor], task: RankingTask, ks: tuple[int, ...] = (10, 20),

@@ -21,7 +21,9 @@ HEADS = ("dot", "distmult", "bilinear", "mlp")
 @dataclass(frozen=True)
 class ModelConfig:
     """Encoder and head. ``item_features``: ``"none"``, ``"text"`` (TF-IDF + SVD of the
-    items' text, ``text_dim`` wide) or the path of a vector file (see :mod:`kgrec.models.features`)."""
+    items' text, ``text_dim`` wide) or the path of a vector file (see :mod:`kgrec.models.features`).
+    ``path_hops``/``path_alpha``: the graph-filter scores blended with the head's
+    (:mod:`kgrec.models.paths`; ``path_hops = 0`` leaves them out)."""
 
     dim: int = field(default=64, metadata={"lo": 1})
     layers: int = field(default=2, metadata={"lo": 0})
@@ -36,6 +38,8 @@ class ModelConfig:
     head: str = field(default="dot", metadata={"choices": HEADS})
     item_features: str = "none"
     text_dim: int = field(default=64, metadata={"lo": 2})
+    path_hops: int = field(default=3, metadata={"lo": 0})
+    path_alpha: float = field(default=0.75, metadata={"lo": 0.0, "hi": 1.0})
 
 
 class EncoderOutput(NamedTuple):

@@ -75,6 +75,14 @@ class RelationBlock:
     op: SparseOp
 
 
+def _symmetric_norm(edge_index: Tensor, num_nodes: int) -> Tensor:
+    """``[E]``: ``1 / sqrt(out_deg(src) * in_deg(dst))`` (degrees over all edges, at least 1)."""
+    ones = torch.ones(edge_index.shape[1], device=edge_index.device)
+    out_deg = torch.zeros(num_nodes, device=edge_index.device).index_add_(0, edge_index[0], ones)
+    in_deg = torch.zeros(num_nodes, device=edge_index.device).index_add_(0, edge_index[1], ones)
+    return (out_deg[edge_index[0]] * in_deg[edge_index[1]]).clamp(min=1).rsqrt()
+
+
 @dataclass
 class RelationalGraph:
     """A ``HeteroData`` flattened for relational message passing.
@@ -115,13 +123,16 @@ class RelationalGraph:
             ets.append(torch.full((ei.shape[1],), r, dtype=torch.long))
         edge_index = torch.cat(eis, 1) if eis else torch.empty(2, 0, dtype=torch.long)
         edge_type = torch.cat(ets) if ets else torch.empty(0, dtype=torch.long)
-        ones = torch.ones(edge_index.shape[1])
-        out_deg = torch.zeros(n).index_add_(0, edge_index[0], ones)
-        in_deg = torch.zeros(n).index_add_(0, edge_index[1], ones)
-        norm = (out_deg[edge_index[0]] * in_deg[edge_index[1]]).clamp(min=1).rsqrt()
         reverse = torch.tensor([rel.startswith("rev_") for _, rel, _ in relations], dtype=torch.bool)
         return cls(n, offsets, edge_index.to(device), edge_type.to(device), reverse.to(device), relations,
-                   norm.to(device), sizes)
+                   _symmetric_norm(edge_index, n).to(device), sizes)
+
+    def keep_edges(self, keep: Tensor) -> "RelationalGraph":
+        """The same nodes and relations with only the edges where ``keep`` ``[E]`` is true, the
+        degree normalisation recomputed over them."""
+        edge_index = self.edge_index[:, keep]
+        return RelationalGraph(self.num_nodes, self.offsets, edge_index, self.edge_type[keep], self.reverse,
+                               self.relations, _symmetric_norm(edge_index, self.num_nodes), self.sizes)
 
     @property
     def num_relations(self) -> int:

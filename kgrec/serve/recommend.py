@@ -11,16 +11,18 @@ from kgrec.errors import InputError, KgrecError
 from kgrec.eval.metrics import top_k
 from kgrec.graph.artifact import INTERACTS, SOURCE, TARGET, reverse_relation
 from kgrec.models import RelationalGraph
+from kgrec.models.paths import blend
 from kgrec.serve.run import Run
 
 
 @torch.no_grad()
-def score_items(run: Run, user_vectors: Tensor) -> Tensor:
-    """``[B, M]`` target-head scores of users (``[B, out_dim]`` embeddings) against every target item
-    (in ``run.artifact.items_of("target")`` order)."""
+def score_items(run: Run, user_vectors: Tensor, path_scores: Tensor | None = None) -> Tensor:
+    """``[B, M]`` scores of users against every target item (in ``run.artifact.items_of("target")``
+    order): the target head's on their ``[B, out_dim]`` embeddings, blended with their walk scores
+    ``path_scores`` ``[B, M]`` at ``run.path_weight`` when given."""
     h = run.embeddings()
     items = h[run.artifact.items_of(TARGET).to(h.device) + run.graph.offsets["item"]]
-    return run.model.heads["target"].score_all(user_vectors.to(h.device), items)
+    return blend(run.model.heads["target"].score_all(user_vectors.to(h.device), items), path_scores, run.path_weight)
 
 
 def _top(run: Run, scores: Tensor, exclude: list[Tensor], k: int) -> list[tuple[list[int], list[float]]]:
@@ -71,8 +73,11 @@ def recommend_many(run: Run, users: list[str], k: int = 10, exclude_seen: bool =
     for start in range(0, len(index), batch_size):
         chunk = index[start:start + batch_size]
         vec = h[torch.tensor(chunk, device=h.device) + run.graph.offsets["user"]]
+        paths = run.paths()
+        walks = paths.scores(torch.tensor(chunk), run.artifact.items_of(TARGET)) if paths is not None else None
         exclude = [seen(run, u) if exclude_seen else torch.empty(0, dtype=torch.long) for u in chunk]
-        for u, (items, scores) in zip(users[start:start + batch_size], _top(run, score_items(run, vec), exclude, k)):
+        for u, (items, scores) in zip(users[start:start + batch_size],
+                                      _top(run, score_items(run, vec, walks), exclude, k)):
             frames.append(_frame(run, str(u), items, scores))
     return pd.concat(frames, ignore_index=True) if frames else _frame(run, "", [], [])
 
@@ -144,8 +149,11 @@ def recommend_from_history(run: Run, items: list[int], k: int = 10, exclude_seen
     """Top ``k`` target items for a new user with history ``items`` (item indices); their
     target-domain history items are excluded when ``exclude_seen``."""
     vec = history_embedding(run, items).unsqueeze(0)
+    paths = run.paths()
+    walks = (paths.history_scores(torch.tensor(items, dtype=torch.long), run.artifact.items_of(TARGET))
+             if paths is not None else None)
     domain = run.artifact.data["item"].domain
     exclude = [torch.tensor([i for i in items if int(domain[i]) == 1], dtype=torch.long)] if exclude_seen \
         else [torch.empty(0, dtype=torch.long)]
-    (top_items, scores), = _top(run, score_items(run, vec), exclude, k)
+    (top_items, scores), = _top(run, score_items(run, vec, walks), exclude, k)
     return _frame(run, user, top_items, scores)

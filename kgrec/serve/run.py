@@ -16,8 +16,16 @@ from kgrec.errors import KgrecError
 from kgrec.graph.artifact import SOURCE, TARGET, GraphArtifact, load_graph
 from kgrec.graph.views import target_only
 from kgrec.models import ModelConfig, RelationalGraph, TransferModel
+from kgrec.models.paths import PathScorer
 from kgrec.train.config import TrainConfig, load_config
 from kgrec.train.trainer import resolve_device
+
+
+def walk_graph(config: TrainConfig, artifact: GraphArtifact, device: torch.device | str = "cpu") -> RelationalGraph:
+    """The graph a run's path scores walk over: the merged one for transfer runs (where the
+    domains meet), the target's own for target-only ones."""
+    return RelationalGraph.from_hetero(artifact.data if config.mode == "transfer" else target_only(artifact.data),
+                                       device)
 
 
 def build_model(saved: dict, device: torch.device | str = "cpu") -> TransferModel:
@@ -41,6 +49,8 @@ class Run:
         graph: the graph its encoder propagates over.
         view: ``"merged"`` (transfer runs) or ``"target_only"`` (the control, and transfer runs
             fine-tuned with ``finetune.graph = "target"``).
+        path_weight: the weight of the walk scores blended with the head's (chosen on
+            validation at training; 0: embeddings alone). See :mod:`kgrec.models.paths`.
     """
 
     path: Path
@@ -49,6 +59,7 @@ class Run:
     model: TransferModel
     graph: RelationalGraph
     view: str = "merged"
+    path_weight: float = 0.0
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -61,6 +72,16 @@ class Run:
         if "h" not in self._cache:
             self._cache["h"] = self.model(self.graph)
         return self._cache["h"]
+
+    def paths(self) -> PathScorer | None:
+        """The walk scorer blended in at ``path_weight`` (over the merged graph for transfer runs,
+        the target's own for target-only ones); ``None`` when the weight is 0."""
+        if self.path_weight == 0:
+            return None
+        if "paths" not in self._cache:
+            self._cache["paths"] = PathScorer(walk_graph(self.config, self.artifact, self.device),
+                                              self.config.model.path_hops, self.config.model.path_alpha)
+        return self._cache["paths"]
 
     def message_passing_data(self):
         """The ``HeteroData`` the encoder propagates over (the artifact's, or its target-only view)."""
@@ -192,4 +213,5 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
     if graph.sizes != saved["sizes"] or graph.relations != [tuple(r) for r in saved["relations"]]:
         raise KgrecError(f"{path}: the graph at {config.graph} is not the one this run was trained on "
                          f"(node counts or relations differ)")
-    return Run(path, config, artifact, build_model(saved, dev), graph, saved["graph_view"])
+    return Run(path, config, artifact, build_model(saved, dev), graph, saved["graph_view"],
+               float(saved.get("path_weight", 0.0)))

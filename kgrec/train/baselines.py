@@ -7,6 +7,9 @@
 - ``lightgcn``: LightGCN on the target interactions;
 - ``lightgcn_merged``: LightGCN on both domains' interactions, joined at the shared users;
 - ``cmf``: collective MF: BPR-MF on both domains with shared user factors;
+- ``paths``, ``paths_merged``: the graph-filter scores of :mod:`kgrec.models.paths` alone
+  (normalised walk counts, no training), over the target's own graph or the merged one:
+  what kgrec's embeddings are blended with, scored by themselves;
 - ``emcdr``: EMCDR-style: BPR-MF per domain, an MLP mapping source to target user
   embeddings fitted on the users present in both; users without target training
   interactions are scored with their mapped source embedding.
@@ -30,13 +33,16 @@ from torch import Tensor, nn
 
 from kgrec.eval import RankingTask, evaluate, mean_metrics, ranking_task
 from kgrec.graph.artifact import SOURCE, TARGET, GraphArtifact
+from kgrec.graph.views import target_only
 from kgrec.models.baselines import MF, LightGCN, Mapping, most_popular
+from kgrec.models.graph import RelationalGraph
+from kgrec.models.paths import PathScorer
 from kgrec.train.config import LossConfig, StageConfig
 from kgrec.train.losses import RANKING_LOSSES, l2_penalty
 from kgrec.train.sampling import NegativeSampler
 from kgrec.train.trainer import resolve_device
 
-BASELINES = ("mostpop", "bprmf", "lightgcn", "lightgcn_merged", "cmf", "emcdr")
+BASELINES = ("mostpop", "bprmf", "lightgcn", "lightgcn_merged", "cmf", "emcdr", "paths", "paths_merged")
 
 
 @dataclass
@@ -121,8 +127,10 @@ def _held_out_task(artifact: GraphArtifact, domain: str) -> RankingTask | None:
 
 def fit_baseline(name: str, artifact: GraphArtifact, stage: StageConfig, loss: LossConfig, dim: int = 64,
                  layers: int = 2, seed: int = 0, device: torch.device | str = "cpu", k: int = 10,
-                 log: Callable[[str], None] = lambda m: None) -> BaselineFit:
-    """Fit baseline ``name`` (see :data:`BASELINES`) with ``stage``'s budget and ``loss``'s settings.
+                 log: Callable[[str], None] = lambda m: None, path_hops: int = 3,
+                 path_alpha: float = 0.75) -> BaselineFit:
+    """Fit baseline ``name`` (see :data:`BASELINES`) with ``stage``'s budget and ``loss``'s settings
+    (``path_hops``, ``path_alpha``: the walks of ``paths`` and ``paths_merged``).
 
     Raises:
         ValueError: unknown name.
@@ -138,6 +146,16 @@ def fit_baseline(name: str, artifact: GraphArtifact, stage: StageConfig, loss: L
     if name == "mostpop":
         pop = most_popular(artifact).to(device)
         return BaselineFit(name, lambda users: pop.expand(len(users), -1), pd.DataFrame(), time.perf_counter() - t0)
+    if name in ("paths", "paths_merged"):
+        data = artifact.data if name == "paths_merged" else target_only(artifact.data)
+        scorer = PathScorer(RelationalGraph.from_hetero(data, device), path_hops, path_alpha)
+        items = artifact.items_of(TARGET).to(device)
+
+        def score(users: Tensor) -> Tensor:
+            out = torch.full((len(users), n_items), float("-inf"), device=device)
+            out[:, items] = scorer.scores(users, items)
+            return out
+        return BaselineFit(name, score, pd.DataFrame(), time.perf_counter() - t0)
     if name in ("bprmf", "cmf"):
         domains = (TARGET,) if name == "bprmf" else (SOURCE, TARGET)
         model, rows = _fit_mf(MF(n_users, n_items, dim).to(device), artifact, domains, stage, loss, gen, device,

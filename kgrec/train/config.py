@@ -57,13 +57,17 @@ class LossConfig:
 class StageConfig:
     """One training stage: Adam for up to ``epochs`` epochs (an epoch is one pass over
     the target training interactions), early stopping after ``patience`` epochs
-    without a better validation score."""
+    without a better validation score. ``cold_users``: the share of the target's training
+    users whose target edges are hidden from message passing each epoch (their target pairs
+    still train), so that the model learns to reach target items through the source
+    alone, as it must for cold-start users (simulated cold start; ``0`` hides nothing)."""
 
     epochs: int = field(default=40, metadata={"lo": 0})
     lr: float = field(default=0.005, metadata={"lo": 0.0})
     batch_size: int = field(default=2048, metadata={"lo": 1})
     patience: int = field(default=3, metadata={"lo": 1})
     weight_decay: float = field(default=0.0, metadata={"lo": 0.0})
+    cold_users: float = field(default=0.0, metadata={"lo": 0.0, "hi": 1.0})
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,9 @@ def parse_config(data: dict, path: str = "<config>", root: str | Path = ".") -> 
     if cfg.finetune.mode == "upper" and cfg.finetune.upper_layers > cfg.model.layers:
         raise SpecError(path, "finetune.upper_layers",
                         f"{cfg.finetune.upper_layers} exceeds model.layers = {cfg.model.layers}")
+    if cfg.model.path_hops % 2 == 0 and cfg.model.path_hops > 0:
+        raise SpecError(path, "model.path_hops", f"must be odd (a walk from a user reaches items in 1, 3, 5 ... "
+                                                 f"steps) or 0 (no path scores), got {cfg.model.path_hops}")
     if cfg.loss.cl_weight > 0 and cfg.loss.cl_layer > cfg.model.layers:
         raise SpecError(path, "loss.cl_layer", f"{cfg.loss.cl_layer} exceeds model.layers = {cfg.model.layers} "
                                                f"(the contrastive view is a layer's output)")

@@ -47,13 +47,15 @@ from tqdm import tqdm
 
 from kgrec.atomic import atomic_file
 from kgrec.errors import KgrecError
-from kgrec.eval import METRICS, RankingTask, evaluate, mean_metrics, ranking_task
+from kgrec.eval import METRICS, RankingTask, evaluate, mean_metrics, metrics_of_top, ranking_task
+from kgrec.eval.ranking import rank_each
 from kgrec.graph.artifact import INTERACTS, SOURCE, TARGET, GraphArtifact, load_graph
 from kgrec.graph.views import target_only
 from kgrec.models import RelationalGraph, TransferModel
 from kgrec.models.encoder import ModelConfig
 from kgrec.models.features import load_vectors, text_features
 from kgrec.models.heads import MLPHead
+from kgrec.models.paths import PATH_WEIGHTS, PathScorer, blend
 from kgrec.train.config import StageConfig, TrainConfig, to_toml
 from kgrec.train.losses import RANKING_LOSSES, adversarial_loss, info_nce, kg_loss, l2_penalty, mmd
 from kgrec.train.sampling import NegativeSampler
@@ -69,6 +71,8 @@ class TrainResult:
     history: pd.DataFrame
     model: TransferModel
     graph: RelationalGraph  # what the final model propagates over (merged or the target-only view)
+    paths: PathScorer | None = None  # the walk scores blended in, at ``path_weight``
+    path_weight: float = 0.0
 
 
 def resolve_device(name: str) -> torch.device:
@@ -163,11 +167,29 @@ def _interaction_loss(model: TransferModel, h: Tensor, domain: str, users: Tenso
     return RANKING_LOSSES[config.loss.loss](s_pos, s_neg), rows, e[b:2 * b]
 
 
+def hide_target_edges(graph: RelationalGraph, users: Tensor, share: float, gen: torch.Generator) -> RelationalGraph:
+    """``graph`` without the target interaction edges (both directions) of a random ``share`` of
+    ``users`` (type-local ids): simulated cold-start users for one epoch."""
+    names = {INTERACTS[TARGET], (INTERACTS[TARGET][2], "rev_" + INTERACTS[TARGET][1], INTERACTS[TARGET][0])}
+    rels = [r for r, t in enumerate(graph.relations) if t in names]
+    if share <= 0 or not rels or len(users) == 0:
+        return graph
+    chosen = users[torch.randperm(len(users), generator=gen)[:round(share * len(users))]]
+    hidden = torch.zeros(graph.num_nodes, dtype=torch.bool)
+    hidden[chosen + graph.offsets["user"]] = True
+    hidden = hidden.to(graph.device)
+    is_target = torch.isin(graph.edge_type, torch.tensor(rels, device=graph.device))
+    touches = hidden[graph.edge_index[0]] | hidden[graph.edge_index[1]]
+    return graph.keep_edges(~(is_target & touches))
+
+
 def _train_epoch(stage: str, epoch: int, model: TransferModel, graph: RelationalGraph, data: _Batches,
                  config: TrainConfig, cfg: StageConfig, opt: torch.optim.Optimizer, gen: torch.Generator,
                  progress: bool) -> dict[str, float]:
     lc = config.loss
     target = data.pairs[TARGET]
+    if cfg.cold_users > 0:
+        graph = hide_target_edges(graph, target[0].unique(), cfg.cold_users, gen)
     n = target.shape[1]
     perm = torch.randperm(n, generator=gen)
     steps = max(1, math.ceil(n / cfg.batch_size))
@@ -234,24 +256,57 @@ def _train_epoch(stage: str, epoch: int, model: TransferModel, graph: Relational
     return {k: v / steps for k, v in sums.items()}
 
 
-def score_function(model: TransferModel, h: Tensor, graph: RelationalGraph, task: RankingTask) -> Callable[[Tensor], Tensor]:
-    """``users [B]`` -> ``[B, M]`` target-head scores against ``task.items``, from embeddings ``h``."""
+def score_function(model: TransferModel, h: Tensor, graph: RelationalGraph, task: RankingTask,
+                   paths: PathScorer | None = None, path_weight: float = 0.0) -> Callable[[Tensor], Tensor]:
+    """``users [B]`` -> ``[B, M]`` scores against ``task.items``: the target head's on embeddings ``h``,
+    blended with ``paths``' walk scores at ``path_weight`` (see :mod:`kgrec.models.paths`)."""
     items = h[task.items.to(h.device) + graph.offsets["item"]]
     head = model.heads["target"]
-    return lambda users: head.score_all(h[users.to(h.device) + graph.offsets["user"]], items)
+
+    def score(users: Tensor) -> Tensor:
+        e = head.score_all(h[users.to(h.device) + graph.offsets["user"]], items)
+        if paths is None or path_weight == 0:
+            return e
+        return blend(e, paths.scores(users, task.items), path_weight)
+    return score
 
 
-@torch.no_grad()
-def validate(model: TransferModel, graph: RelationalGraph, task: RankingTask, ks: tuple[int, ...],
-             memory_mb: int = 256) -> dict[str, Tensor]:
-    """Per-user full-ranking metrics of ``model`` on ``task`` (eval mode, no gradients)."""
+def _embeddings(model: TransferModel, graph: RelationalGraph) -> Tensor:
     was = model.training
     model.eval()
     h = model(graph)
     model.train(was)
-    if isinstance(model.heads["target"], MLPHead):
-        memory_mb = max(1, memory_mb // (2 * h.shape[1]))
-    return evaluate(score_function(model, h, graph, task), task, ks, memory_mb, h.device)
+    return h
+
+
+def _memory(model: TransferModel, h: Tensor, memory_mb: int) -> int:
+    return max(1, memory_mb // (2 * h.shape[1])) if isinstance(model.heads["target"], MLPHead) else memory_mb
+
+
+@torch.no_grad()
+def validate(model: TransferModel, graph: RelationalGraph, task: RankingTask, ks: tuple[int, ...],
+             memory_mb: int = 256, paths: PathScorer | None = None, path_weight: float = 0.0) -> dict[str, Tensor]:
+    """Per-user full-ranking metrics of ``model`` on ``task`` (eval mode, no gradients)."""
+    h = _embeddings(model, graph)
+    return evaluate(score_function(model, h, graph, task, paths, path_weight), task, ks,
+                    _memory(model, h, memory_mb), h.device)
+
+
+@torch.no_grad()
+def choose_path_weight(model: TransferModel, graph: RelationalGraph, paths: PathScorer, task: RankingTask, k: int,
+                       memory_mb: int = 256) -> tuple[float, dict[float, float]]:
+    """The blend weight of :data:`PATH_WEIGHTS` with the best mean NDCG@``k`` on ``task`` (the
+    smaller on a tie), and every weight's score; path scores are computed once per user batch."""
+    h = _embeddings(model, graph)
+    embedding = score_function(model, h, graph, task)
+
+    def every_weight(users: Tensor) -> list[Tensor]:
+        e, p = embedding(users), paths.scores(users, task.items)
+        return [blend(e, p, w) for w in PATH_WEIGHTS]
+    tops = rank_each(every_weight, task, k, _memory(model, h, memory_mb), h.device)
+    scores = {w: mean_metrics(metrics_of_top(top, task, (k,)))[f"ndcg@{k}"] for w, top in zip(PATH_WEIGHTS, tops)}
+    best = max(PATH_WEIGHTS, key=lambda w: (scores[w], -w))
+    return best, scores
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -412,15 +467,27 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
     writer.close()
     final_graph = stages[-1][2]
     ks = config.eval.ks
-    valid_m = mean_metrics(validate(model, final_graph, valid, ks, config.eval.memory_mb))
-    test_m = mean_metrics(validate(model, final_graph, test, ks, config.eval.memory_mb)) if len(test.users) else {}
+    paths, path_weight, path_valid = None, 0.0, {}
+    if config.model.path_hops > 0:
+        # walks run over the graph the domains meet in: the merged one for transfer runs
+        paths = PathScorer(merged if config.mode == "transfer" else stages[-1][2], config.model.path_hops,
+                           config.model.path_alpha)
+        path_weight, path_valid = choose_path_weight(model, final_graph, paths, valid, config.eval.k,
+                                                     config.eval.memory_mb)
+        log(f"path scores: blend weight {path_weight} chosen on validation ("
+            + ", ".join(f"{w}: {v:.4f}" for w, v in path_valid.items()) + f" ndcg@{config.eval.k})")
+    valid_m = mean_metrics(validate(model, final_graph, valid, ks, config.eval.memory_mb, paths, path_weight))
+    test_m = (mean_metrics(validate(model, final_graph, test, ks, config.eval.memory_mb, paths, path_weight))
+              if len(test.users) else {})
     _save_checkpoint(out / "model.pt", {
         "state_dict": model.state_dict(), "model_config": asdict(config.model), "sizes": merged.sizes,
         "num_relations": merged.num_relations, "relations": merged.relations,
         "feature_dims": {t: int(getattr(model.encoder, f"features_{t}").shape[1]) for t in model.encoder.projections},
-        "discriminator": model.discriminator is not None, "graph_view": "merged" if final_graph is merged else "target_only"})
+        "discriminator": model.discriminator is not None, "graph_view": "merged" if final_graph is merged else "target_only",
+        "path_weight": path_weight})
     results = {"valid": valid_m, "test": test_m, "valid_users": len(valid.users), "test_users": len(test.users),
-               "metrics": list(METRICS), "ks": list(ks)}
+               "metrics": list(METRICS), "ks": list(ks), "path_weight": path_weight,
+               "path_weight_valid": {str(w): v for w, v in path_valid.items()}}
     with atomic_file(out / "results.json") as f:
         json.dump(results, f, indent=2)
     run = {"mode": config.mode, "seed": config.seed, "device": str(device), "graph": config.graph,
@@ -430,4 +497,4 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
         json.dump(run, f, indent=2)
     log(f"{config.mode}: valid ndcg@{config.eval.k} {valid_m[f'ndcg@{config.eval.k}']:.4f}"
         + (f", test ndcg@{config.eval.k} {test_m[f'ndcg@{config.eval.k}']:.4f}" if test_m else "") + f"  -> {out}")
-    return TrainResult(out, valid_m, test_m, pd.DataFrame(history), model, final_graph)
+    return TrainResult(out, valid_m, test_m, pd.DataFrame(history), model, final_graph, paths, path_weight)
