@@ -1,6 +1,8 @@
 """Using a trained run: recommend, new users, explanations, exports, FAISS, update, evaluate."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -131,6 +133,7 @@ def test_every_export_format_round_trips(run, tmp_path, fmt):
 def test_faiss_search_returns_the_models_top_k(run, tmp_path):
     import faiss
 
+    run = dataclasses.replace(run, path_weight=0.0)  # the exported vectors are the embedding part of the score
     out = export_embeddings(run, tmp_path / "faiss", "faiss")
     index = faiss.read_index(str(out / "items.faiss"))
     items = pd.read_csv(out / "items.tsv", sep="\t", dtype={"id": str})
@@ -181,3 +184,19 @@ def test_evaluate_reports_all_users_and_the_cold_start_ones(run):
     assert res["all"]["users"] > 0 and 0 <= res["all"]["ndcg@10"] <= 1
     assert res["cold_start"]["users"] == int(run.artifact.data["user"].cold_start.sum())
     assert res["all"]["ndcg@10"] == pytest.approx(run.results()["test"]["ndcg@10"], abs=1e-6)
+
+
+def test_with_path_scores_recommendations_rank_by_the_blend(run):
+    from kgrec.models.paths import blend
+    blended = dataclasses.replace(run, path_weight=1.0, _cache={})
+    items = run.artifact.items_of("target")
+    h = run.embeddings()
+    for uid in run.artifact.nodes["user"]["id"]:
+        u = run.user_index(uid)
+        emb = run.model.heads["target"].score_all(h[[u + run.graph.offsets["user"]]], h[items + run.graph.offsets["item"]])
+        want = blend(emb, blended.paths().scores(torch.tensor([u]), items), 1.0)[0].detach()
+        recs = recommend(blended, uid, k=len(items), exclude_seen=False)
+        np.testing.assert_allclose(recs["score"].to_numpy(), want.sort(descending=True).values.numpy(), rtol=1e-5)
+    assert run.paths() is None and blended.paths() is not None
+    # evaluate scores the blend too: it differs from the embeddings alone
+    assert blended.evaluate("test") != run.evaluate("test")

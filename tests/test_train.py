@@ -303,3 +303,24 @@ def test_simulated_cold_start_trains_and_leaves_the_scoring_graph_whole(artifact
     assert 0 <= res.valid["ndcg@10"] <= 1
     with pytest.raises(SpecError, match="pretrain.cold_users.*<= 1"):
         parse_config({"graph": "g", "pretrain": {"cold_users": 1.5}})
+
+
+def test_the_path_blend_weight_is_the_best_on_validation_and_scores_the_run(artifact_dir, tmp_path):
+    from kgrec.models.paths import PATH_WEIGHTS
+    res = run(config(artifact_dir), tmp_path / "run")
+    results = json.loads((res.run_dir / "results.json").read_text())
+    by_weight = {float(w): v for w, v in results["path_weight_valid"].items()}
+    assert set(by_weight) == set(PATH_WEIGHTS)
+    best = max(by_weight.values())
+    assert results["path_weight"] == min(w for w, v in by_weight.items() if v == best)
+    assert results["valid"]["ndcg@10"] == pytest.approx(by_weight[results["path_weight"]], abs=1e-9)
+    assert res.path_weight == results["path_weight"] and res.paths is not None
+    assert torch.load(res.run_dir / "model.pt", weights_only=True)["path_weight"] == results["path_weight"]
+
+
+def test_without_path_scores_the_embeddings_score_alone(artifact_dir, tmp_path):
+    res = run(config(artifact_dir, **{"model.path_hops": 0}), tmp_path / "run")
+    results = json.loads((res.run_dir / "results.json").read_text())
+    assert results["path_weight"] == 0 and results["path_weight_valid"] == {} and res.paths is None
+    with pytest.raises(SpecError, match="model.path_hops.*odd"):
+        parse_config({"graph": "g", "model": {"path_hops": 2}})

@@ -36,9 +36,10 @@ class PathScorer:
     def __init__(self, graph: RelationalGraph, hops: int = 3, alpha: float = 0.75):
         if hops < 1 or hops % 2 == 0:
             raise ValueError(f"hops must be odd (user -> item takes 1, 3, 5 ... steps), got {hops}")
-        self.graph, self.hops = graph, hops
+        self.graph, self.hops, self.alpha = graph, hops, alpha
         src, dst = graph.edge_index
         deg = torch.bincount(src, minlength=graph.num_nodes).float().clamp(min=1)
+        self._deg = deg
         values = deg[src].pow(-alpha) * deg[dst].pow(alpha - 1)
         self._walk = sparse_op(dst, src, values, (graph.num_nodes, graph.num_nodes)).a  # row v sums over u -> v
 
@@ -58,11 +59,13 @@ class PathScorer:
         return self.propagate(start)[items.to(g.device) + g.offsets["item"]].T
 
     def history_scores(self, items: Tensor, candidates: Tensor) -> Tensor:
-        """``[1, M]`` path scores of a new user who interacted with ``items``, against ``candidates``:
-        the walks of a user node linked to those items (uniformly) that is not in the graph."""
+        """``[1, M]`` path scores of a new user who interacted with ``items`` (distinct), against
+        ``candidates``: the first step of a user with those edges, then the graph's walks (the same
+        as :meth:`scores` for a user of the graph whose edges are ``items``)."""
         g = self.graph
+        rows = items.to(g.device) + g.offsets["item"]
         start = torch.zeros(g.num_nodes, 1, device=g.device)
-        start[items.to(g.device) + g.offsets["item"], 0] = 1.0 / max(len(items), 1)
+        start[rows, 0] = float(max(len(items), 1)) ** -self.alpha * self._deg[rows].pow(self.alpha - 1)
         return self.propagate(start, self.hops - 1)[candidates.to(g.device) + g.offsets["item"]].T
 
 

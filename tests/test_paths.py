@@ -1,0 +1,89 @@
+"""Path scores: normalised walk counts over the graph, and their blend with the embedding scores."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from kgrec.eval import rank, ranking_task
+from kgrec.eval.ranking import rank_each
+from kgrec.models import RelationalGraph
+from kgrec.models.paths import PathScorer, blend, standardise
+
+
+def dense_walks(graph: RelationalGraph, alpha: float, hops: int) -> np.ndarray:
+    """The reference: W[v, u] = deg(u)^-alpha deg(v)^(alpha-1) for every edge u -> v, W^hops."""
+    n = graph.num_nodes
+    w = np.zeros((n, n))
+    deg = np.zeros(n)
+    for s, _ in graph.edge_index.T.tolist():
+        deg[s] += 1
+    for s, d in graph.edge_index.T.tolist():
+        w[d, s] += deg[s] ** -alpha * deg[d] ** (alpha - 1)
+    return np.linalg.matrix_power(w, hops)
+
+
+@pytest.mark.parametrize("alpha,hops", [(0.5, 1), (0.75, 3), (1.0, 5)])
+def test_path_scores_are_the_normalised_walk_counts(example_graph, alpha, hops):
+    graph = RelationalGraph.from_hetero(example_graph.data)
+    scorer = PathScorer(graph, hops, alpha)
+    users = torch.arange(graph.sizes["user"])
+    items = example_graph.items_of("target")
+    got = scorer.scores(users, items).numpy()
+    ref = dense_walks(graph, alpha, hops)
+    want = ref[np.ix_(items.numpy() + graph.offsets["item"], users.numpy() + graph.offsets["user"])].T
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    assert got.max() > 0
+
+
+def test_a_hand_computed_three_step_walk():
+    from torch_geometric.data import HeteroData
+
+    # u0 - i0 - u1 - i1, symmetric; alpha = 1: each step divides by the degree of the node it leaves
+    data = HeteroData()
+    data["user"].num_nodes, data["item"].num_nodes = 2, 2
+    data["user", "interacts_target", "item"].edge_index = torch.tensor([[0, 1, 1], [0, 0, 1]])
+    data["item", "rev_interacts_target", "user"].edge_index = torch.tensor([[0, 0, 1], [0, 1, 1]])
+    scorer = PathScorer(RelationalGraph.from_hetero(data), hops=3, alpha=1.0)
+    # to i1: u0 -> i0 (1/1) -> u1 (1/2) -> i1 (1/2) = 1/4; to i0: u0 -> i0 -> u0 -> i0 (1/2) + u0 -> i0 -> u1 -> i0 (1/4)
+    assert scorer.scores(torch.tensor([0]), torch.tensor([0, 1])).tolist() == [[0.75, 0.25]]
+
+
+def test_even_walks_are_refused(example_graph):
+    with pytest.raises(ValueError, match="odd"):
+        PathScorer(RelationalGraph.from_hetero(example_graph.data), hops=2)
+
+
+def test_a_new_users_history_walks_like_a_user_with_those_edges(example_graph):
+    graph = RelationalGraph.from_hetero(example_graph.data)
+    scorer = PathScorer(graph, 3, 0.75)
+    items = example_graph.items_of("target")
+    train = torch.cat([example_graph.split("train", "source"), example_graph.split("train", "target")], 1)
+    for u in train[0].unique().tolist():
+        mine = train[1][train[0] == u].unique()
+        torch.testing.assert_close(scorer.history_scores(mine, items), scorer.scores(torch.tensor([u]), items))
+
+
+def test_standardised_rows_have_mean_zero_and_unit_spread():
+    x = torch.tensor([[1.0, 2.0, 3.0, 6.0], [5.0, 5.0, 5.0, 5.0]])
+    z = standardise(x)
+    torch.testing.assert_close(z[0].mean(), torch.tensor(0.0))
+    torch.testing.assert_close(z[0].pow(2).mean(), torch.tensor(1.0))
+    assert z[1].tolist() == [0.0, 0.0, 0.0, 0.0]  # a constant row carries no preference
+
+
+def test_the_blend_weighs_the_two_standardised_scores():
+    e = torch.tensor([[3.0, 2.0, 1.0]])
+    p = torch.tensor([[0.0, 0.1, 1.0]])
+    assert blend(e, p, 0.0) is e and blend(e, None, 2.0) is e
+    torch.testing.assert_close(blend(e, p, 2.0), standardise(e) + 2 * standardise(p))
+    assert blend(e, p, 0.1).argmax().item() == 0 and blend(e, p, 10.0).argmax().item() == 2
+
+
+def test_ranking_several_scorings_at_once_equals_ranking_each(example_graph):
+    task = ranking_task(example_graph, "test", exclude=("train", "valid"))
+    gen = torch.Generator().manual_seed(0)
+    tables = [torch.rand(int(example_graph.data["user"].num_nodes), len(task.items), generator=gen) for _ in range(3)]
+    together = rank_each(lambda u: [t[u] for t in tables], task, 4, memory_mb=1)
+    for t, top in zip(tables, together):
+        assert torch.equal(top, rank(lambda u: t[u], task, 4, memory_mb=1))
