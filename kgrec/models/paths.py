@@ -40,23 +40,53 @@ class PathScorer:
         src, dst = graph.edge_index
         deg = torch.bincount(src, minlength=graph.num_nodes).float().clamp(min=1)
         self._deg = deg
-        values = deg[src].pow(-alpha) * deg[dst].pow(alpha - 1)
-        self._walk = sparse_op(dst, src, values, (graph.num_nodes, graph.num_nodes)).a  # row v sums over u -> v
+        self._edges = (src, dst, deg[src].pow(-alpha) * deg[dst].pow(alpha - 1))
+        self._walk = sparse_op(dst, src, self._edges[2], (graph.num_nodes, graph.num_nodes))  # row v: u -> v
+        self._towards: dict[bytes, tuple] = {}
+
+    def _last_steps(self, rows: Tensor) -> tuple[Tensor, Tensor]:
+        """The walk's last two steps, restricted to what reaches ``rows`` (flat node indices): ``[K, N]``
+        into the K nodes with an edge to ``rows``, then ``[M, K]`` from them into ``rows``. Cached."""
+        key = rows.cpu().numpy().tobytes()
+        if key not in self._towards:
+            src, dst, values = self._edges
+            n = self.graph.num_nodes
+            pos = torch.full((n,), -1, dtype=torch.long, device=rows.device)
+            pos[rows] = torch.arange(len(rows), device=rows.device)
+            into = pos[dst] >= 0
+            mid = torch.unique(src[into])
+            mpos = torch.full((n,), -1, dtype=torch.long, device=rows.device)
+            mpos[mid] = torch.arange(len(mid), device=rows.device)
+            before = mpos[dst] >= 0
+            self._towards[key] = (sparse_op(mpos[dst[before]], src[before], values[before], (len(mid), n)).a,
+                                  sparse_op(pos[dst[into]], mpos[src[into]], values[into], (len(rows), len(mid))).a)
+        return self._towards[key]
 
     @torch.no_grad()
-    def propagate(self, start: Tensor, hops: int | None = None) -> Tensor:
-        """``[N, B]`` walk weights after ``hops`` steps from ``start`` ``[N, B]`` (one column per walk)."""
-        x = start.to(self.graph.device)
-        for _ in range(self.hops if hops is None else hops):
-            x = self._walk @ x
-        return x
+    def _walks(self, first: Tensor, rows: Tensor) -> Tensor:
+        """``[M, B]``: the walks after their first step ``first`` ``[N, B]``, finished at ``rows``."""
+        x = first
+        if self.hops == 1:
+            return x[rows]
+        for _ in range(self.hops - 3):
+            x = self._walk.a @ x
+        before, last = self._last_steps(rows)
+        return last @ (before @ x)
 
+    @torch.no_grad()
     def scores(self, users: Tensor, items: Tensor) -> Tensor:
         """``[B, M]`` path scores of ``users`` ``[B]`` against ``items`` ``[M]`` (type-local indices)."""
         g = self.graph
-        start = torch.zeros(g.num_nodes, len(users), device=g.device)
-        start[users.to(g.device) + g.offsets["user"], torch.arange(len(users), device=g.device)] = 1.0
-        return self.propagate(start)[items.to(g.device) + g.offsets["item"]].T
+        out = self._walk.a_t  # row u: the steps out of u
+        start = users.to(g.device) + g.offsets["user"]
+        crow, col, val = out.crow_indices(), out.col_indices(), out.values()
+        lo, counts = crow[start], crow[start + 1] - crow[start]
+        column = torch.repeat_interleave(torch.arange(len(users), device=g.device), counts)
+        idx = torch.arange(int(counts.sum()), device=g.device) - torch.repeat_interleave(counts.cumsum(0) - counts, counts) \
+            + torch.repeat_interleave(lo, counts)
+        first = torch.zeros(g.num_nodes, len(users), device=g.device)
+        first[col[idx], column] = val[idx]
+        return self._walks(first, items.to(g.device) + g.offsets["item"]).T
 
     def history_scores(self, items: Tensor, candidates: Tensor) -> Tensor:
         """``[1, M]`` path scores of a new user who interacted with ``items`` (distinct), against
@@ -64,9 +94,9 @@ class PathScorer:
         as :meth:`scores` for a user of the graph whose edges are ``items``)."""
         g = self.graph
         rows = items.to(g.device) + g.offsets["item"]
-        start = torch.zeros(g.num_nodes, 1, device=g.device)
-        start[rows, 0] = float(max(len(items), 1)) ** -self.alpha * self._deg[rows].pow(self.alpha - 1)
-        return self.propagate(start, self.hops - 1)[candidates.to(g.device) + g.offsets["item"]].T
+        first = torch.zeros(g.num_nodes, 1, device=g.device)
+        first[rows, 0] = float(max(len(items), 1)) ** -self.alpha * self._deg[rows].pow(self.alpha - 1)
+        return self._walks(first, candidates.to(g.device) + g.offsets["item"]).T
 
 
 def standardise(scores: Tensor) -> Tensor:
