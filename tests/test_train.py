@@ -314,6 +314,12 @@ def test_the_path_blend_weight_is_the_best_on_validation_and_scores_the_run(arti
     best = max(by_weight.values())
     assert results["path_weight"] == min(w for w, v in by_weight.items() if v == best)
     assert results["valid"]["ndcg@10"] == pytest.approx(by_weight[results["path_weight"]], abs=1e-9)
+    from kgrec.eval import mean_metrics, ranking_task
+    from kgrec.graph.artifact import load_graph
+    valid = ranking_task(load_graph(artifact_dir), "valid")  # scored again, independently of the choice
+    again = mean_metrics(trainer.validate(res.model, res.graph, valid, (10, 20), paths=res.paths,
+                                          path_weight=res.path_weight))
+    assert again == pytest.approx(results["valid"], abs=1e-9)
     assert res.path_weight == results["path_weight"] and res.paths is not None
     assert torch.load(res.run_dir / "model.pt", weights_only=True)["path_weight"] == results["path_weight"]
 

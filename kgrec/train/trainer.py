@@ -293,19 +293,20 @@ def validate(model: TransferModel, graph: RelationalGraph, task: RankingTask, ks
 
 
 @torch.no_grad()
-def choose_path_weight(model: TransferModel, graph: RelationalGraph, paths: PathScorer, task: RankingTask, k: int,
-                       memory_mb: int = 256) -> tuple[float, dict[float, float]]:
+def choose_path_weight(model: TransferModel, graph: RelationalGraph, paths: PathScorer, task: RankingTask,
+                       ks: tuple[int, ...], k: int, memory_mb: int = 256) -> tuple[float, dict[float, dict[str, float]]]:
     """The blend weight of :data:`PATH_WEIGHTS` with the best mean NDCG@``k`` on ``task`` (the
-    smaller on a tie), and every weight's score; path scores are computed once per user batch."""
+    smaller on a tie), and every weight's mean metrics at ``ks``; path scores are computed once
+    per user batch."""
     h = _embeddings(model, graph)
     embedding = score_function(model, h, graph, task)
 
     def every_weight(users: Tensor) -> list[Tensor]:
         e, p = embedding(users), paths.scores(users, task.items)
         return [blend(e, p, w) for w in PATH_WEIGHTS]
-    tops = rank_each(every_weight, task, k, _memory(model, h, memory_mb), h.device)
-    scores = {w: mean_metrics(metrics_of_top(top, task, (k,)))[f"ndcg@{k}"] for w, top in zip(PATH_WEIGHTS, tops)}
-    best = max(PATH_WEIGHTS, key=lambda w: (scores[w], -w))
+    tops = rank_each(every_weight, task, max(ks), _memory(model, h, memory_mb), h.device)
+    scores = {w: mean_metrics(metrics_of_top(top, task, ks)) for w, top in zip(PATH_WEIGHTS, tops)}
+    best = max(PATH_WEIGHTS, key=lambda w: (scores[w][f"ndcg@{k}"], -w))
     return best, scores
 
 
@@ -468,15 +469,19 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
     final_graph = stages[-1][2]
     ks = config.eval.ks
     paths, path_weight, path_valid = None, 0.0, {}
+    key = f"ndcg@{config.eval.k}"
     if config.model.path_hops > 0:
         # walks run over the graph the domains meet in: the merged one for transfer runs
         paths = PathScorer(merged if config.mode == "transfer" else stages[-1][2], config.model.path_hops,
                            config.model.path_alpha)
-        path_weight, path_valid = choose_path_weight(model, final_graph, paths, valid, config.eval.k,
-                                                     config.eval.memory_mb)
+        path_weight, by_weight = choose_path_weight(model, final_graph, paths, valid, ks, config.eval.k,
+                                                    config.eval.memory_mb)
+        path_valid = {w: m[key] for w, m in by_weight.items()}
+        valid_m = by_weight[path_weight]
         log(f"path scores: blend weight {path_weight} chosen on validation ("
-            + ", ".join(f"{w}: {v:.4f}" for w, v in path_valid.items()) + f" ndcg@{config.eval.k})")
-    valid_m = mean_metrics(validate(model, final_graph, valid, ks, config.eval.memory_mb, paths, path_weight))
+            + ", ".join(f"{w}: {v:.4f}" for w, v in path_valid.items()) + f" {key})")
+    else:
+        valid_m = mean_metrics(validate(model, final_graph, valid, ks, config.eval.memory_mb))
     test_m = (mean_metrics(validate(model, final_graph, test, ks, config.eval.memory_mb, paths, path_weight))
               if len(test.users) else {})
     _save_checkpoint(out / "model.pt", {
