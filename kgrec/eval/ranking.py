@@ -85,12 +85,13 @@ def rank(score_fn: Callable[[Tensor], Tensor], task: RankingTask, k: int, memory
 
 
 def rank_each(score_fn: Callable[[Tensor], list[Tensor]], task: RankingTask, k: int, memory_mb: int = 256,
-              device: torch.device | str = "cpu") -> list[Tensor]:
+              device: torch.device | str = "cpu", matrices: int = 3) -> list[Tensor]:
     """:func:`rank` for several scorings at once: ``score_fn(users [B])`` returns a list of ``[B, M]``
     score matrices (say, one per blend weight of shared parts computed once per batch); one
-    ``[U, k]`` ranking per scoring."""
+    ``[U, k]`` ranking per scoring. ``matrices``: how many ``[B, M]`` matrices a batch holds at
+    once, for the batch size."""
     m = len(task.items)
-    batch = max(1, (memory_mb * 2**20) // (4 * max(m, 1) * 3))
+    batch = max(1, (memory_mb * 2**20) // (4 * max(m, 1) * matrices))
     ex_ptr, ex_items = task.exclude
     out: list[list[Tensor]] = []
     for start in range(0, len(task.users), batch):

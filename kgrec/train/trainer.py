@@ -304,7 +304,8 @@ def choose_path_weight(model: TransferModel, graph: RelationalGraph, paths: Path
     def every_weight(users: Tensor) -> list[Tensor]:
         e, p = embedding(users), paths.scores(users, task.items)
         return [blend(e, p, w) for w in PATH_WEIGHTS]
-    tops = rank_each(every_weight, task, max(ks), _memory(model, h, memory_mb), h.device)
+    tops = rank_each(every_weight, task, max(ks), _memory(model, h, memory_mb), h.device,
+                     matrices=len(PATH_WEIGHTS) + 3)  # the blends, both parts, one being masked
     scores = {w: mean_metrics(metrics_of_top(top, task, ks)) for w, top in zip(PATH_WEIGHTS, tops)}
     best = max(PATH_WEIGHTS, key=lambda w: (scores[w][f"ndcg@{k}"], -w))
     return best, scores
