@@ -69,12 +69,12 @@ def recommend_many(run: Run, users: list[str], k: int = 10, exclude_seen: bool =
     """:func:`recommend` for many users, batched; one frame, ``k`` rows per user."""
     index = [run.user_index(u) for u in users]
     h = run.embeddings()
+    paths, targets = run.paths(), run.artifact.items_of(TARGET)
     frames = []
     for start in range(0, len(index), batch_size):
         chunk = index[start:start + batch_size]
         vec = h[torch.tensor(chunk, device=h.device) + run.graph.offsets["user"]]
-        paths = run.paths()
-        walks = paths.scores(torch.tensor(chunk), run.artifact.items_of(TARGET)) if paths is not None else None
+        walks = paths.scores(torch.tensor(chunk), targets) if paths is not None else None
         exclude = [seen(run, u) if exclude_seen else torch.empty(0, dtype=torch.long) for u in chunk]
         for u, (items, scores) in zip(users[start:start + batch_size],
                                       _top(run, score_items(run, vec, walks), exclude, k)):

@@ -21,11 +21,11 @@ from kgrec.train.config import TrainConfig, load_config
 from kgrec.train.trainer import resolve_device
 
 
-def walk_graph(config: TrainConfig, artifact: GraphArtifact, device: torch.device | str = "cpu") -> RelationalGraph:
-    """The graph a run's path scores walk over: the merged one for transfer runs (where the
-    domains meet), the target's own for target-only ones."""
-    return RelationalGraph.from_hetero(artifact.data if config.mode == "transfer" else target_only(artifact.data),
-                                       device)
+def path_scorer(config: TrainConfig, artifact: GraphArtifact, device: torch.device | str = "cpu") -> PathScorer:
+    """A run's walk scorer: over the merged graph for transfer runs (where the domains meet),
+    the target's own for target-only ones, with the config's ``path_hops`` and ``path_alpha``."""
+    data = artifact.data if config.mode == "transfer" else target_only(artifact.data)
+    return PathScorer(RelationalGraph.from_hetero(data, device), config.model.path_hops, config.model.path_alpha)
 
 
 def build_model(saved: dict, device: torch.device | str = "cpu") -> TransferModel:
@@ -79,8 +79,7 @@ class Run:
         if self.path_weight == 0:
             return None
         if "paths" not in self._cache:
-            self._cache["paths"] = PathScorer(walk_graph(self.config, self.artifact, self.device),
-                                              self.config.model.path_hops, self.config.model.path_alpha)
+            self._cache["paths"] = path_scorer(self.config, self.artifact, self.device)
         return self._cache["paths"]
 
     def message_passing_data(self):

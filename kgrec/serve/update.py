@@ -23,8 +23,7 @@ from kgrec.eval import mean_metrics, ranking_task
 from kgrec.graph.artifact import INTERACTS, SOURCE, TARGET, GraphArtifact, reverse_relation
 from kgrec.graph.views import target_only
 from kgrec.models import RelationalGraph
-from kgrec.models.paths import PathScorer
-from kgrec.serve.run import Run, build_model, walk_graph
+from kgrec.serve.run import Run, build_model, path_scorer
 from kgrec.train.trainer import TrainResult, train, validate
 
 
@@ -156,8 +155,7 @@ def update(run: Run, interactions: str | Path, out: str | Path, epochs: int = 3,
     before_model = build_model(saved, run.device)
     ks = run.config.eval.ks
     valid, test = ranking_task(artifact, "valid"), ranking_task(artifact, "test", exclude=("train", "valid"))
-    paths = (PathScorer(walk_graph(run.config, artifact, run.device), run.config.model.path_hops,
-                        run.config.model.path_alpha) if run.path_weight else None)
+    paths = path_scorer(run.config, artifact, run.device) if run.path_weight else None
     before = {split: mean_metrics(validate(before_model, graph, task, ks, paths=paths, path_weight=run.path_weight))
               for split, task in (("valid", valid), ("test", test)) if len(task.users)}
     cfg = run.config

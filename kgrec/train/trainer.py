@@ -49,7 +49,7 @@ from kgrec.atomic import atomic_file
 from kgrec.errors import KgrecError
 from kgrec.eval import METRICS, RankingTask, evaluate, mean_metrics, metrics_of_top, ranking_task
 from kgrec.eval.ranking import rank_each
-from kgrec.graph.artifact import INTERACTS, SOURCE, TARGET, GraphArtifact, load_graph
+from kgrec.graph.artifact import INTERACTS, SOURCE, TARGET, GraphArtifact, load_graph, reverse_relation
 from kgrec.graph.views import target_only
 from kgrec.models import RelationalGraph, TransferModel
 from kgrec.models.encoder import ModelConfig
@@ -170,7 +170,8 @@ def _interaction_loss(model: TransferModel, h: Tensor, domain: str, users: Tenso
 def hide_target_edges(graph: RelationalGraph, users: Tensor, share: float, gen: torch.Generator) -> RelationalGraph:
     """``graph`` without the target interaction edges (both directions) of a random ``share`` of
     ``users`` (type-local ids): simulated cold-start users for one epoch."""
-    names = {INTERACTS[TARGET], (INTERACTS[TARGET][2], "rev_" + INTERACTS[TARGET][1], INTERACTS[TARGET][0])}
+    s, rel, d = INTERACTS[TARGET]
+    names = {(s, rel, d), (d, reverse_relation(rel), s)}
     rels = [r for r, t in enumerate(graph.relations) if t in names]
     if share <= 0 or not rels or len(users) == 0:
         return graph
