@@ -305,28 +305,57 @@ def test_simulated_cold_start_trains_and_leaves_the_scoring_graph_whole(artifact
         parse_config({"graph": "g", "pretrain": {"cold_users": 1.5}})
 
 
-def test_the_path_blend_weight_is_the_best_on_validation_and_scores_the_run(artifact_dir, tmp_path):
+def test_the_walk_graph_and_blend_weight_are_the_best_on_validation_and_score_the_run(artifact_dir, tmp_path):
     from kgrec.models.paths import PATH_WEIGHTS
     res = run(config(artifact_dir), tmp_path / "run")
     results = json.loads((res.run_dir / "results.json").read_text())
-    by_weight = {float(w): v for w, v in results["path_weight_valid"].items()}
-    assert set(by_weight) == set(PATH_WEIGHTS)
-    best = max(by_weight.values())
-    assert results["path_weight"] == min(w for w, v in by_weight.items() if v == best)
-    assert results["valid"]["ndcg@10"] == pytest.approx(by_weight[results["path_weight"]], abs=1e-9)
+    by = {(view, float(w)): v for view, ws in results["path_weight_valid"].items() for w, v in ws.items()}
+    assert by.keys() == {(view, w) for view in ("merged", "target") for w in PATH_WEIGHTS}
+    best = max(by.values())  # ties: the merged graph first, then the smaller weight
+    assert (results["path_graph"], results["path_weight"]) == min((k for k, v in by.items() if v == best),
+                                                                   key=lambda k: (k[0] != "merged", k[1]))
+    assert results["valid"]["ndcg@10"] == pytest.approx(best, abs=1e-9)
     from kgrec.eval import mean_metrics, ranking_task
     from kgrec.graph.artifact import load_graph
     valid = ranking_task(load_graph(artifact_dir), "valid")  # scored again, independently of the choice
     again = mean_metrics(trainer.validate(res.model, res.graph, valid, (10, 20), paths=res.paths,
                                           path_weight=res.path_weight))
     assert again == pytest.approx(results["valid"], abs=1e-9)
-    assert res.path_weight == results["path_weight"] and res.paths is not None
-    assert torch.load(res.run_dir / "model.pt", weights_only=True)["path_weight"] == results["path_weight"]
+    assert (res.path_graph, res.path_weight) == (results["path_graph"], results["path_weight"])
+    saved = torch.load(res.run_dir / "model.pt", weights_only=True)
+    assert (saved["path_graph"], saved["path_weight"]) == (results["path_graph"], results["path_weight"])
+
+
+@pytest.mark.parametrize("path_graph", ["merged", "target"])
+def test_a_transfer_runs_walks_cross_the_graph_it_names_in_training_and_once_loaded(artifact_dir, tmp_path,
+                                                                                     path_graph):
+    from kgrec.graph.artifact import load_graph
+    from kgrec.graph.views import target_only
+    from kgrec.models import RelationalGraph
+    from kgrec.serve import load_run
+    from kgrec.serve.evaluate import evaluate_run
+    res = run(config(artifact_dir, **{"model.path_graph": path_graph}), tmp_path / "run")
+    results = json.loads((res.run_dir / "results.json").read_text())
+    assert results["path_graph"] == res.path_graph == path_graph and set(results["path_weight_valid"]) == {path_graph}
+    artifact = load_graph(artifact_dir)
+    walked = RelationalGraph.from_hetero(artifact.data if path_graph == "merged" else target_only(artifact.data))
+    assert torch.equal(res.paths.graph.edge_index, walked.edge_index)
+    loaded = load_run(res.run_dir)
+    assert loaded.path_graph == path_graph
+    if res.path_weight:
+        assert torch.equal(loaded.paths().graph.edge_index, walked.edge_index)
+    assert evaluate_run(loaded, "valid")["all"]["ndcg@10"] == pytest.approx(results["valid"]["ndcg@10"], abs=1e-6)
+
+
+def test_a_target_only_runs_walks_stay_on_the_target_graph(artifact_dir, tmp_path):
+    res = run(config(artifact_dir, mode="target_only", **{"model.path_graph": "merged"}), tmp_path / "run")
+    assert res.path_graph == "target" and torch.equal(res.paths.graph.edge_index, res.graph.edge_index)
 
 
 def test_without_path_scores_the_embeddings_score_alone(artifact_dir, tmp_path):
     res = run(config(artifact_dir, **{"model.path_hops": 0}), tmp_path / "run")
     results = json.loads((res.run_dir / "results.json").read_text())
     assert results["path_weight"] == 0 and results["path_weight_valid"] == {} and res.paths is None
+    assert results["path_graph"] == ""
     with pytest.raises(SpecError, match="model.path_hops.*odd"):
         parse_config({"graph": "g", "model": {"path_hops": 2}})

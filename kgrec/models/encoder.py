@@ -16,6 +16,7 @@ LAYERS = ("compgcn", "rgcn")
 COMBINES = ("mean", "concat", "last")
 ACTIVATIONS = {"none": nn.Identity, "tanh": nn.Tanh, "relu": nn.ReLU}
 HEADS = ("dot", "distmult", "bilinear", "mlp")
+PATH_GRAPHS = ("auto", "merged", "target")
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,10 @@ class ModelConfig:
     """Encoder and head. ``item_features``: ``"none"``, ``"text"`` (TF-IDF + SVD of the
     items' text, ``text_dim`` wide) or the path of a vector file (see :mod:`kgrec.models.features`).
     ``path_hops``/``path_alpha``: the graph-filter scores blended with the head's
-    (:mod:`kgrec.models.paths`; ``path_hops = 0`` leaves them out)."""
+    (:mod:`kgrec.models.paths`; ``path_hops = 0`` leaves them out). ``path_graph``: what a
+    transfer run's walks cross, ``"merged"`` (where the domains meet), ``"target"`` (the target's
+    own graph) or ``"auto"`` (both, the one better on validation kept); a target-only run's
+    walks always stay on the target's graph."""
 
     dim: int = field(default=64, metadata={"lo": 1})
     layers: int = field(default=2, metadata={"lo": 0})
@@ -40,6 +44,7 @@ class ModelConfig:
     text_dim: int = field(default=64, metadata={"lo": 2})
     path_hops: int = field(default=3, metadata={"lo": 0})
     path_alpha: float = field(default=0.75, metadata={"lo": 0.0, "hi": 1.0})
+    path_graph: str = field(default="auto", metadata={"choices": PATH_GRAPHS})
 
 
 class EncoderOutput(NamedTuple):

@@ -21,10 +21,12 @@ from kgrec.train.config import TrainConfig, load_config
 from kgrec.train.trainer import resolve_device
 
 
-def path_scorer(config: TrainConfig, artifact: GraphArtifact, device: torch.device | str = "cpu") -> PathScorer:
-    """A run's walk scorer: over the merged graph for transfer runs (where the domains meet),
-    the target's own for target-only ones, with the config's ``path_hops`` and ``path_alpha``."""
-    data = artifact.data if config.mode == "transfer" else target_only(artifact.data)
+def path_scorer(config: TrainConfig, artifact: GraphArtifact, path_graph: str,
+                device: torch.device | str = "cpu") -> PathScorer:
+    """A run's walk scorer over ``path_graph``, ``"merged"`` (where the domains meet) or ``"target"``
+    (the target's own graph; always so for target-only runs), with the config's ``path_hops`` and
+    ``path_alpha``."""
+    data = artifact.data if path_graph == "merged" and config.mode == "transfer" else target_only(artifact.data)
     return PathScorer(RelationalGraph.from_hetero(data, device), config.model.path_hops, config.model.path_alpha)
 
 
@@ -51,6 +53,7 @@ class Run:
             fine-tuned with ``finetune.graph = "target"``).
         path_weight: the weight of the walk scores blended with the head's (chosen on
             validation at training; 0: embeddings alone). See :mod:`kgrec.models.paths`.
+        path_graph: what the walks cross, ``"merged"`` or ``"target"`` (chosen with the weight).
     """
 
     path: Path
@@ -60,6 +63,7 @@ class Run:
     graph: RelationalGraph
     view: str = "merged"
     path_weight: float = 0.0
+    path_graph: str = "merged"
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -74,12 +78,12 @@ class Run:
         return self._cache["h"]
 
     def paths(self) -> PathScorer | None:
-        """The walk scorer blended in at ``path_weight`` (over the merged graph for transfer runs,
-        the target's own for target-only ones); ``None`` when the weight is 0."""
+        """The walk scorer blended in at ``path_weight``, over ``path_graph``; ``None`` when the
+        weight is 0."""
         if self.path_weight == 0:
             return None
         if "paths" not in self._cache:
-            self._cache["paths"] = path_scorer(self.config, self.artifact, self.device)
+            self._cache["paths"] = path_scorer(self.config, self.artifact, self.path_graph, self.device)
         return self._cache["paths"]
 
     def message_passing_data(self):
@@ -213,4 +217,5 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
         raise KgrecError(f"{path}: the graph at {config.graph} is not the one this run was trained on "
                          f"(node counts or relations differ)")
     return Run(path, config, artifact, build_model(saved, dev), graph, saved["graph_view"],
-               float(saved.get("path_weight", 0.0)))
+               float(saved.get("path_weight", 0.0)),
+               saved.get("path_graph") or ("merged" if config.mode == "transfer" else "target"))

@@ -73,6 +73,7 @@ class TrainResult:
     graph: RelationalGraph  # what the final model propagates over (merged or the target-only view)
     paths: PathScorer | None = None  # the walk scores blended in, at ``path_weight``
     path_weight: float = 0.0
+    path_graph: str = ""  # what the walks cross: "merged" or "target" ("" without walks)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -293,6 +294,23 @@ def validate(model: TransferModel, graph: RelationalGraph, task: RankingTask, ks
                     _memory(model, h, memory_mb), h.device)
 
 
+def walk_graphs(config: TrainConfig, artifact: GraphArtifact, merged: RelationalGraph,
+                final: RelationalGraph) -> dict[str, RelationalGraph]:
+    """The graphs a run's walks may cross, by name (``model.path_graph``): a transfer run's merged
+    graph and/or the target's own (``final`` when the run ended on it); a target-only run's own."""
+    if config.mode != "transfer":
+        return {"target": final}
+    views = ("merged", "target") if config.model.path_graph == "auto" else (config.model.path_graph,)
+    graphs = {}
+    for view in views:
+        if view == "merged":
+            graphs[view] = merged
+        else:
+            graphs[view] = final if final is not merged else RelationalGraph.from_hetero(
+                target_only(artifact.data), merged.device)
+    return graphs
+
+
 @torch.no_grad()
 def choose_path_weight(model: TransferModel, graph: RelationalGraph, paths: PathScorer, task: RankingTask,
                        ks: tuple[int, ...], k: int, memory_mb: int = 256) -> tuple[float, dict[float, dict[str, float]]]:
@@ -470,18 +488,21 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
     writer.close()
     final_graph = stages[-1][2]
     ks = config.eval.ks
-    paths, path_weight, path_valid = None, 0.0, {}
+    paths, path_graph, path_weight, path_valid = None, "", 0.0, {}
     key = f"ndcg@{config.eval.k}"
     if config.model.path_hops > 0:
-        # walks run over the graph the domains meet in: the merged one for transfer runs
-        paths = PathScorer(merged if config.mode == "transfer" else stages[-1][2], config.model.path_hops,
-                           config.model.path_alpha)
-        path_weight, by_weight = choose_path_weight(model, final_graph, paths, valid, ks, config.eval.k,
-                                                    config.eval.memory_mb)
-        path_valid = {w: m[key] for w, m in by_weight.items()}
-        valid_m = by_weight[path_weight]
-        log(f"path scores: blend weight {path_weight} chosen on validation ("
-            + ", ".join(f"{w}: {v:.4f}" for w, v in path_valid.items()) + f" {key})")
+        best = -1.0
+        for view, walked in walk_graphs(config, artifact, merged, final_graph).items():
+            scorer = PathScorer(walked, config.model.path_hops, config.model.path_alpha)
+            weight, by_weight = choose_path_weight(model, final_graph, scorer, valid, ks, config.eval.k,
+                                                   config.eval.memory_mb)
+            path_valid[view] = {w: m[key] for w, m in by_weight.items()}
+            if by_weight[weight][key] > best:  # a tie keeps the first: merged before target
+                best, paths, path_graph, path_weight, valid_m = by_weight[weight][key], scorer, view, weight, \
+                    by_weight[weight]
+        log(f"path scores: walks over the {path_graph} graph at blend weight {path_weight}, chosen on validation ("
+            + "; ".join(f"{view}: " + ", ".join(f"{w}: {v:.4f}" for w, v in by.items())
+                        for view, by in path_valid.items()) + f" {key})")
     else:
         valid_m = mean_metrics(validate(model, final_graph, valid, ks, config.eval.memory_mb))
     test_m = (mean_metrics(validate(model, final_graph, test, ks, config.eval.memory_mb, paths, path_weight))
@@ -491,10 +512,11 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
         "num_relations": merged.num_relations, "relations": merged.relations,
         "feature_dims": {t: int(getattr(model.encoder, f"features_{t}").shape[1]) for t in model.encoder.projections},
         "discriminator": model.discriminator is not None, "graph_view": "merged" if final_graph is merged else "target_only",
-        "path_weight": path_weight})
+        "path_graph": path_graph, "path_weight": path_weight})
     results = {"valid": valid_m, "test": test_m, "valid_users": len(valid.users), "test_users": len(test.users),
-               "metrics": list(METRICS), "ks": list(ks), "path_weight": path_weight,
-               "path_weight_valid": {str(w): v for w, v in path_valid.items()}}
+               "metrics": list(METRICS), "ks": list(ks), "path_graph": path_graph,
+               "path_weight": path_weight,
+               "path_weight_valid": {view: {str(w): v for w, v in by.items()} for view, by in path_valid.items()}}
     with atomic_file(out / "results.json") as f:
         json.dump(results, f, indent=2)
     run = {"mode": config.mode, "seed": config.seed, "device": str(device), "graph": config.graph,
@@ -504,4 +526,5 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
         json.dump(run, f, indent=2)
     log(f"{config.mode}: valid ndcg@{config.eval.k} {valid_m[f'ndcg@{config.eval.k}']:.4f}"
         + (f", test ndcg@{config.eval.k} {test_m[f'ndcg@{config.eval.k}']:.4f}" if test_m else "") + f"  -> {out}")
-    return TrainResult(out, valid_m, test_m, pd.DataFrame(history), model, final_graph, paths, path_weight)
+    return TrainResult(out, valid_m, test_m, pd.DataFrame(history), model, final_graph, paths, path_weight,
+                       path_graph)
