@@ -382,8 +382,7 @@ def make_parser() -> argparse.ArgumentParser:
     k.add_argument("--device", default="cpu")
     k.add_argument("--jobs", type=int, default=1,
                    help="(seed, model) trainings run at once, each in its own process with an equal share of the CPU threads "
-                        "(on this project's 2-core CPU the 3-seed Amazon benchmark takes 21.4 min with --jobs 2, "
-                        "30.9 min in one process with 2 threads)")
+                        "(README, Results, has the wall times measured with it)")
     k.add_argument("--quiet", action="store_true")
     k.set_defaults(func=_benchmark)
     return p
