@@ -498,8 +498,8 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
                                                    config.eval.memory_mb)
             path_valid[view] = {w: m[key] for w, m in by_weight.items()}
             if by_weight[weight][key] > best:  # a tie keeps the first: merged before target
-                best, paths, path_graph, path_weight, valid_m = by_weight[weight][key], scorer, view, weight, \
-                    by_weight[weight]
+                best, paths, path_graph, path_weight = by_weight[weight][key], scorer, view, weight
+                valid_m = by_weight[weight]
         log(f"path scores: walks over the {path_graph} graph at blend weight {path_weight}, chosen on validation ("
             + "; ".join(f"{view}: " + ", ".join(f"{w}: {v:.4f}" for w, v in by.items())
                         for view, by in path_valid.items()) + f" {key})")
