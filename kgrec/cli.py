@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from kgrec.errors import KgrecError
+from kgrec.memory import keep_freed_memory
 
 EXAMPLES = {
     "build": "example: kgrec build graphs/examples/movies_books.toml --out artifacts/example",
@@ -390,6 +391,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
+    keep_freed_memory()
     try:
         return args.func(args)
     except KgrecError as e:

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from kgrec.models import CompGCNLayer, Encoder, ModelConfig, RelationalGraph, RGCNLayer
+from kgrec.models.graph import sparse_op, spmm
 
 
 def graph_of(example_graph) -> RelationalGraph:
@@ -125,6 +126,9 @@ def test_encoder_combines_its_layers(example_graph, combine, width):
     out = enc(g)
     assert out.h.shape == (g.num_nodes, width) and enc.out_dim == width
     assert out.h0.shape == (g.num_nodes, 8) and out.z.shape == (len(g.relations), 8)
+    layers = [out.h0, *out.hidden]
+    expected = {"mean": torch.stack(layers).mean(0), "last": layers[-1], "concat": torch.cat(layers, 1)}[combine]
+    assert torch.allclose(out.h, expected, atol=1e-6)
 
 
 def test_noise_moves_every_layer_output_by_its_length_within_the_orthant(example_graph):
@@ -175,3 +179,19 @@ def test_every_head_scores_a_pair_as_it_scores_it_in_full_ranking(name):
     pairs = head.score(u.repeat_interleave(5, 0), items.repeat(3, 1)).view(3, 5)
     assert full.shape == (3, 5)
     assert torch.allclose(full, pairs, atol=1e-5)
+
+
+@pytest.mark.parametrize("rows,cols,width", [(7, 5, 3), (7, 5, 1), (0, 5, 3), (7, 5, 0)])
+def test_sparse_product_and_its_gradient_equal_the_dense_ones(rows, cols, width):
+    gen = torch.Generator().manual_seed(0)
+    n = 12 if rows and cols else 0
+    r, c = torch.randint(max(rows, 1), (n,), generator=gen), torch.randint(cols, (n,), generator=gen)
+    v = torch.rand(n, generator=gen)
+    dense = torch.zeros(rows, cols).index_put_((r, c), v, accumulate=True)  # duplicates summed
+    op = sparse_op(r, c, v, (rows, cols))
+    x = torch.randn(width, cols, generator=gen).T.requires_grad_(True)  # column-major, as a transposed grad can be
+    assert torch.allclose(spmm(op.a, x.detach()), dense @ x.detach(), atol=1e-6)
+    out = op(x)
+    assert out.shape == (rows, width) and torch.allclose(out, dense @ x, atol=1e-6)
+    out.square().sum().backward()
+    assert torch.allclose(x.grad, dense.T @ (2 * dense @ x.detach()), atol=1e-5)

@@ -8,7 +8,7 @@ import torch
 from kgrec.eval import rank, ranking_task
 from kgrec.eval.ranking import rank_each
 from kgrec.models import RelationalGraph
-from kgrec.models.paths import PathScorer, blend, standardise
+from kgrec.models.paths import PathScorer, blend, blends, standardise
 
 
 def dense_walks(graph: RelationalGraph, alpha: float, hops: int) -> np.ndarray:
@@ -78,6 +78,14 @@ def test_the_blend_weighs_the_two_standardised_scores():
     assert blend(e, p, 0.0) is e and blend(e, None, 2.0) is e
     torch.testing.assert_close(blend(e, p, 2.0), standardise(e) + 2 * standardise(p))
     assert blend(e, p, 0.1).argmax().item() == 0 and blend(e, p, 10.0).argmax().item() == 2
+
+
+def test_blending_at_several_weights_at_once_equals_blending_at_each():
+    gen = torch.Generator().manual_seed(0)
+    e, p = torch.randn(4, 9, generator=gen), torch.rand(4, 9, generator=gen)
+    weights = (0.0, 0.25, 1.0, 3.0)
+    many = blends(e, p, weights)
+    assert many[0] is e and all(torch.equal(m, blend(e, p, w)) for m, w in zip(many, weights))
 
 
 def test_ranking_several_scorings_at_once_equals_ranking_each(example_graph):

@@ -39,6 +39,7 @@ from kgrec.eval.groups import (bucket_recall, coverage, item_popularity, popular
 from kgrec.eval.ranking import RankingTask, evaluate, metrics_of_top, rank, ranking_task
 from kgrec.eval.sampled import sampled_candidates, sampled_metrics
 from kgrec.graph.artifact import TARGET, GraphArtifact
+from kgrec.memory import keep_freed_memory
 from kgrec.models.paths import blend
 from kgrec.train.baselines import BASELINES, fit_baseline
 from kgrec.train.config import TrainConfig
@@ -165,8 +166,9 @@ def _print_with_prefix(prefix: str, message: str) -> None:
     print(prefix + message, file=sys.stderr, flush=True)
 
 
-def _worker_threads(threads: int) -> None:
+def _worker_setup(threads: int) -> None:
     torch.set_num_threads(threads)
+    keep_freed_memory()
 
 
 def run_benchmark(artifact: GraphArtifact, config: TrainConfig, out: str | Path, models: tuple[str, ...] = DEFAULT_MODELS,
@@ -214,7 +216,7 @@ def run_benchmark(artifact: GraphArtifact, config: TrainConfig, out: str | Path,
         # the long trainings first, so that no core idles at the end; the report keeps the canonical order
         order = sorted(range(len(tasks)), key=lambda i: tasks[i][1][0] not in ("kgrec_transfer", "lightgcn_merged"))
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_worker_threads, initargs=(threads,)) as pool:
+                                 initializer=_worker_setup, initargs=(threads,)) as pool:
             futures = {i: pool.submit(_run_models, artifact, config, out, tasks[i][1], tasks[i][0], sc,
                                       functools.partial(_print_with_prefix, f"[seed {tasks[i][0]}] "))
                        for i in order}

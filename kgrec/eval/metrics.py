@@ -21,9 +21,12 @@ def top_k(scores: Tensor, k: int) -> Tensor:
     """``[B, k]`` column indices of the k best scores per row, best first; equal
     scores are ordered by the lower index. ``-inf`` marks excluded items."""
     k = min(k, scores.shape[1])
-    vals, idx = scores.topk(k, dim=1)
+    vals, idx = scores.topk(min(k + 1, scores.shape[1]), dim=1)
+    # a tie straddles the cut when the (k+1)-th best equals the k-th (one more column, not a pass over scores)
+    straddles = vals.shape[1] > k and bool((vals[:, k] == vals[:, k - 1]).any())
+    vals, idx = vals[:, :k], idx[:, :k]
     thr = vals[:, -1:]
-    if not bool(((scores >= thr).sum(1) > k).any()):
+    if not straddles:
         # no tie straddles the cut: the top-k set is exact, only its order needs the tie rule
         idx = idx.sort(dim=1).values
     else:

@@ -143,7 +143,13 @@ class Encoder(nn.Module):
                 h = h + torch.sign(h) * nn.functional.normalize(torch.rand_like(h), dim=-1) * noise
             outs.append(h)
         if self.config.combine == "mean":
-            h = sum(outs[1:], outs[0]) / len(outs)  # cheaper than stacking L+1 copies
+            # summed in place into one new tensor: each [N, d] pass costs, stacking L+1 copies costs more
+            h = outs[0]
+            if len(outs) > 1:
+                h = outs[0] + outs[1]
+                for o in outs[2:]:
+                    h.add_(o)
+                h.div_(len(outs))
         elif self.config.combine == "concat":
             h = torch.cat(outs, 1)
         return EncoderOutput(h, z, h0, tuple(outs[1:]))

@@ -15,17 +15,27 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 
+def spmm(a: Tensor, x: Tensor) -> Tensor:
+    """``a @ x`` for a CSR ``a`` and a dense ``x`` ``[K, d]``. On CPU the product is written by
+    ``addmm`` into a fresh output given as its own input (``beta = 0``), which skips the output
+    copies that ``a @ x`` makes: the same numbers, 1.5-4x faster (``benchmarks/spmm.py``)."""
+    if x.device.type != "cpu" or x.dim() != 2 or not x.dtype.is_floating_point:
+        return a @ x
+    out = torch.empty(a.shape[0], x.shape[1], dtype=x.dtype)
+    return torch.addmm(out, a, x, beta=0, out=out)
+
+
 class _SpMM(torch.autograd.Function):
     """``A @ x`` for a constant CSR ``A``; the backward uses the precomputed ``A^T`` (CSR too)."""
 
     @staticmethod
     def forward(ctx, a: Tensor, a_t: Tensor, x: Tensor) -> Tensor:  # type: ignore[override]
         ctx.a_t = a_t
-        return a @ x
+        return spmm(a, x)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        return None, None, ctx.a_t @ grad
+        return None, None, spmm(ctx.a_t, grad)
 
 
 def _csr(rows: Tensor, cols: Tensor, values: Tensor, shape: tuple[int, int]) -> tuple[Tensor, Tensor]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from kgrec.models.graph import RelationalGraph, sparse_op
+from kgrec.models.graph import RelationalGraph, sparse_op, spmm
 
 PATH_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 
@@ -69,9 +69,9 @@ class PathScorer:
         if self.hops == 1:
             return x[rows]
         for _ in range(self.hops - 3):
-            x = self._walk.a @ x
+            x = spmm(self._walk.a, x)
         before, last = self._last_steps(rows)
-        return last @ (before @ x)
+        return spmm(last, spmm(before, x))
 
     @torch.no_grad()
     def scores(self, users: Tensor, items: Tensor) -> Tensor:
@@ -111,4 +111,12 @@ def blend(embedding_scores: Tensor, path_scores: Tensor | None, weight: float) -
     unchanged when ``weight`` is 0 or there are no path scores."""
     if path_scores is None or weight == 0:
         return embedding_scores
-    return standardise(embedding_scores) + weight * standardise(path_scores.to(embedding_scores.device))
+    return blends(embedding_scores, path_scores, (weight,))[0]
+
+
+def blends(embedding_scores: Tensor, path_scores: Tensor, weights: tuple[float, ...]) -> list[Tensor]:
+    """:func:`blend` at each of ``weights``, standardising each part once."""
+    if all(w == 0 for w in weights):
+        return [embedding_scores for _ in weights]
+    z_embedding, z_paths = standardise(embedding_scores), standardise(path_scores.to(embedding_scores.device))
+    return [embedding_scores if w == 0 else z_embedding + w * z_paths for w in weights]

@@ -55,7 +55,7 @@ from kgrec.models import RelationalGraph, TransferModel
 from kgrec.models.encoder import ModelConfig
 from kgrec.models.features import load_vectors, text_features
 from kgrec.models.heads import MLPHead
-from kgrec.models.paths import PATH_WEIGHTS, PathScorer, blend
+from kgrec.models.paths import PATH_WEIGHTS, PathScorer, blend, blends
 from kgrec.train.config import StageConfig, TrainConfig, to_toml
 from kgrec.train.losses import RANKING_LOSSES, adversarial_loss, info_nce, kg_loss, l2_penalty, mmd
 from kgrec.train.sampling import NegativeSampler
@@ -322,7 +322,7 @@ def choose_path_weight(model: TransferModel, graph: RelationalGraph, paths: Path
 
     def every_weight(users: Tensor) -> list[Tensor]:
         e, p = embedding(users), paths.scores(users, task.items)
-        return [blend(e, p, w) for w in PATH_WEIGHTS]
+        return blends(e, p, PATH_WEIGHTS)
     tops = rank_each(every_weight, task, max(ks), _memory(model, h, memory_mb), h.device,
                      matrices=len(PATH_WEIGHTS) + 3)  # the blends, both parts, one being masked
     scores = {w: mean_metrics(metrics_of_top(top, task, ks)) for w, top in zip(PATH_WEIGHTS, tops)}
