@@ -4,8 +4,10 @@ checking that both give the same result:
 
 - the encoder's CSR product ``A @ x`` (``[N, N] x [N, 64]``) and the path scorer's last two
   walk steps at a user batch's width, written by ``kgrec.models.graph.spmm``;
-- top-k of a ``[B, M]`` score matrix with the lower-index tie rule: the tie check by one
-  more column of ``topk`` (``kgrec.eval.top_k``) against a pass over the whole matrix;
+- top-k of a ``[B, M]`` score matrix with the lower-index tie rule (``kgrec.eval.top_k``): the
+  tie check by one more column of ``topk`` against a pass over the whole matrix, and, where
+  ties straddle the cut (most path scores are 0), the lowest tied indices by a ``topk`` of the
+  reversed index against a cumulative count over the matrix;
 - the six blends of the path-weight choice: each part standardised once per batch
   (``kgrec.models.paths.blends``) against once per weight.
 
@@ -111,22 +113,24 @@ def main() -> None:
     x64, xb = torch.randn(g.num_nodes, 64, generator=gen), torch.rand(g.num_nodes, batch, generator=gen)
     xk = torch.rand(before.shape[0], batch, generator=gen)
     scores = torch.randn(batch, len(items), generator=gen)
+    tied = (torch.rand(batch, len(items), generator=gen) < 0.01).float()  # walk-like: most items at 0
     e, p = torch.randn(batch, len(items), generator=gen), torch.rand(batch, len(items), generator=gen)
     cases = [
         ("adjacency x [N, 64]", lambda: adj @ x64, lambda: spmm(adj, x64)),
         (f"walk step x [N, {batch}]", lambda: before @ xb, lambda: spmm(before, xb)),
         (f"last step x [K, {batch}]", lambda: last @ xk, lambda: spmm(last, xk)),
         (f"top-20 of [{batch}, {len(items)}]", lambda: _top_k_full_pass(scores, 20), lambda: top_k(scores, 20)),
+        (f"top-20, most tied, [{batch}, {len(items)}]", lambda: _top_k_full_pass(tied, 20), lambda: top_k(tied, 20)),
         (f"6 blends of [{batch}, {len(items)}]", lambda: _blends_per_weight(e, p), lambda: blends(e, p, PATH_WEIGHTS)),
     ]
     print(f"graph {args.graph}: {g.num_nodes:,} nodes, {g.edge_index.shape[1]:,} edges, {args.threads} thread(s), "
           f"mean of {args.repeats}\n")
-    print(f"{'operation':<28}{'plain ms':>10}{'kgrec ms':>10}{'speed-up':>10}  same")
+    print(f"{'operation':<38}{'plain ms':>10}{'kgrec ms':>10}{'speed-up':>10}  same")
     for name, plain_fn, ours_fn in cases:
         plain, ours = _seconds(plain_fn, args.repeats), _seconds(ours_fn, args.repeats)
         a, b = plain_fn(), ours_fn()
         same = all(torch.equal(u, v) for u, v in zip(a, b)) if isinstance(a, list) else torch.equal(a, b)
-        print(f"{name:<28}{plain * 1e3:>10.1f}{ours * 1e3:>10.1f}{plain / ours:>9.1f}x  {same}")
+        print(f"{name:<38}{plain * 1e3:>10.1f}{ours * 1e3:>10.1f}{plain / ours:>9.1f}x  {same}")
 
     print(f"\none pre-training epoch and one validation pass, configs/{args.graph}.toml, fresh process each "
           f"(epochs 1-3)\n")

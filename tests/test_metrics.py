@@ -26,6 +26,17 @@ def test_top_k_matches_a_sort_on_random_ties():
         assert top_k(s, k).tolist() == ref
 
 
+def test_top_k_matches_a_sort_when_most_items_tie_at_the_cut():
+    gen = torch.Generator().manual_seed(1)
+    s = torch.zeros(6, 300)  # unreachable items score 0, as the path scores leave most items
+    s[torch.rand(6, 300, generator=gen) < 0.03] = 1.0
+    s[torch.rand(6, 300, generator=gen) < 0.02] = 2.0
+    s[:, :5] = float("-inf")  # filtered
+    for k in (1, 5, 20, 295, 300):
+        ref = [sorted(range(300), key=lambda j: (-row[j], j))[:k] for row in s.tolist()]
+        assert top_k(s, k).tolist() == ref
+
+
 def test_metrics_of_one_user_by_hand():
     # ranked list [a, b, c, d], relevant {b, d, x} (x never ranked): hits at ranks 2 and 4
     hits = torch.tensor([[False, True, False, True]])

@@ -30,11 +30,14 @@ def top_k(scores: Tensor, k: int) -> Tensor:
         # no tie straddles the cut: the top-k set is exact, only its order needs the tie rule
         idx = idx.sort(dim=1).values
     else:
-        above = scores > thr
-        tied = scores == thr
-        room = k - above.sum(1, keepdim=True)
-        chosen = above | (tied & (tied.cumsum(1) <= room))
-        idx = chosen.nonzero()[:, 1].view(scores.shape[0], k)
+        # everything above the threshold is in the top k already; the rest of the k are the
+        # tied items of the lowest indices: a top-k of the reversed index over the tied ones
+        above = vals > thr
+        exact = torch.float32 if scores.shape[1] <= 2**24 else torch.float64  # every index exactly
+        reverse = torch.arange(scores.shape[1], 0, -1, device=scores.device, dtype=exact)
+        first_tied = torch.where(scores == thr, reverse, 0.0).topk(k, dim=1).indices
+        keep = torch.cat([above, torch.arange(k, device=scores.device) < k - above.sum(1, keepdim=True)], 1)
+        idx = torch.cat([idx, first_tied], 1)[keep].view(scores.shape[0], k).sort(dim=1).values
     order = scores.gather(1, idx).sort(dim=1, descending=True, stable=True).indices
     return idx.gather(1, order)
 
