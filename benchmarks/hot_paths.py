@@ -132,11 +132,15 @@ def main() -> None:
         same = all(torch.equal(u, v) for u, v in zip(a, b)) if isinstance(a, list) else torch.equal(a, b)
         print(f"{name:<38}{plain * 1e3:>10.1f}{ours * 1e3:>10.1f}{plain / ours:>9.1f}x  {same}")
 
+    config = ROOT / "configs" / f"{args.graph}.toml"
+    if not config.exists():
+        print(f"\n(no configs/{args.graph}.toml: the epoch comparison needs a training config)")
+        return
     print(f"\none pre-training epoch and one validation pass, configs/{args.graph}.toml, fresh process each "
           f"(epochs 1-3)\n")
     print(f"{'allocator':<34}{'epoch s':>24}{'validation s':>24}")
     for keep in (False, True):
-        r = subprocess.run([sys.executable, "-c", EPOCH, str(spec), str(ROOT / "configs" / f"{args.graph}.toml"),
+        r = subprocess.run([sys.executable, "-c", EPOCH, str(spec), str(config),
                             str(args.threads), "1" if keep else "0"], capture_output=True, text=True)
         if r.returncode:
             print(f"failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
