@@ -143,12 +143,11 @@ class Encoder(nn.Module):
                 h = h + torch.sign(h) * nn.functional.normalize(torch.rand_like(h), dim=-1) * noise
             outs.append(h)
         if self.config.combine == "mean":
-            # summed in place into one new tensor: each [N, d] pass costs, stacking L+1 copies costs more
-            h = outs[0]
+            # summed in place into one new tensor: every [N, d] temporary costs a pass over memory
+            h = outs[0] if len(outs) == 1 else outs[0] + outs[1]
+            for o in outs[2:]:
+                h.add_(o)
             if len(outs) > 1:
-                h = outs[0] + outs[1]
-                for o in outs[2:]:
-                    h.add_(o)
                 h.div_(len(outs))
         elif self.config.combine == "concat":
             h = torch.cat(outs, 1)
