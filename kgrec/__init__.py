@@ -5,6 +5,7 @@ The public API, used by the CLI and the notebooks alike::
     import kgrec
     graph = kgrec.build_graph(kgrec.load_spec("graphs/examples/movies_books.toml"))
     graph.save("artifacts/example")
+    kgrec.kg_signal(graph)                                 # does the KG say anything? (per relation)
     config = kgrec.make_config(overrides={"graph": "artifacts/example"})
     result = kgrec.fit(config, "runs/example")            # pre-train -> fine-tune
     run = kgrec.load_run("runs/example")
@@ -18,6 +19,7 @@ from kgrec.graph.artifact import GraphArtifact, load_graph
 from kgrec.graph.build import build_graph
 from kgrec.graph.export import export_graph, to_networkx
 from kgrec.graph.info import graph_info
+from kgrec.graph.signal import kg_signal
 from kgrec.graph.spec import GraphSpec, load_spec
 from kgrec.serve import (Explanation, Run, evaluate_run, explain, export_embeddings, load_run, read_embeddings,
                          read_history, recommend, recommend_from_history, recommend_many, update)
@@ -28,5 +30,6 @@ from kgrec.train.trainer import train as fit
 __version__ = "0.1.0"
 __all__ = ["Explanation", "GraphArtifact", "GraphSpec", "KgrecError", "Run", "TrainConfig", "TrainResult",
            "build_graph", "evaluate_run", "explain", "export_embeddings", "export_graph", "fit", "graph_info",
-           "load_config", "load_graph", "load_run", "load_spec", "make_config", "read_embeddings", "read_history",
+           "kg_signal", "load_config", "load_graph", "load_run", "load_spec", "make_config", "read_embeddings",
+           "read_history",
            "recommend", "recommend_from_history", "recommend_many", "to_networkx", "update", "__version__"]

@@ -17,6 +17,7 @@ from kgrec.memory import keep_freed_memory
 EXAMPLES = {
     "build": "example: kgrec build graphs/examples/movies_books.toml --out artifacts/example",
     "info": "example: kgrec info artifacts/example --json",
+    "kg-signal": "example: kgrec kg-signal artifacts/lastfm_satori --csv reports/lastfm_kg_signal.csv",
     "export-graph": "example: kgrec export-graph artifacts/example --format ntriples --out artifacts/example-rdf",
     "datasets": "example: kgrec datasets --fetch movielens-100k",
     "train": "examples:\n  kgrec train --graph artifacts/example --out runs/example\n"
@@ -62,6 +63,25 @@ def _info(args: argparse.Namespace) -> int:
 
     info = graph_info(load_graph(args.graph))
     print(json.dumps(info, indent=2) if args.json else format_info(info))
+    return 0
+
+
+def _kg_signal(args: argparse.Namespace) -> int:
+    from kgrec.graph import load_graph
+    from kgrec.graph.signal import format_signal, kg_signal
+
+    if args.shuffles < 1:
+        raise KgrecError(f"--shuffles must be at least 1, got {args.shuffles}")
+    table = kg_signal(load_graph(args.graph), args.domain, args.shuffles, args.seed, args.held_out)
+    if args.json:
+        print(table.to_json(orient="records", indent=2))
+    else:
+        print(format_signal(table))
+    if args.csv:
+        out = Path(args.csv)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out, index=False)
+        print(f"wrote {out}", file=sys.stderr)
     return 0
 
 
@@ -295,6 +315,18 @@ def make_parser() -> argparse.ArgumentParser:
     i.add_argument("graph", help="artifact directory")
     i.add_argument("--json", action="store_true", help="print JSON instead of a table")
     i.set_defaults(func=_info)
+
+    s = sub.add_parser("kg-signal", help="per relation: do items sharing a KG neighbour share users beyond popularity?",
+                       epilog=EXAMPLES["kg-signal"])
+    s.add_argument("graph", help="artifact directory")
+    s.add_argument("--domain", default="target", choices=["source", "target"], help="whose items and interactions")
+    s.add_argument("--held-out", default="valid", choices=["valid", "test", ""],
+                   help="split whose pairs the held-out share counts ('' for none)")
+    s.add_argument("--shuffles", type=int, default=20, help="random deals of the items' neighbours (the chance level)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--csv", help="also write the whole table (every relation) to this CSV file")
+    s.add_argument("--json", action="store_true", help="print JSON records instead of a table")
+    s.set_defaults(func=_kg_signal)
 
     e = sub.add_parser("export-graph", help="export a graph for networkx or as RDF", epilog=EXAMPLES["export-graph"])
     e.add_argument("graph", help="artifact directory")
