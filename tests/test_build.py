@@ -119,3 +119,28 @@ def test_a_user_mapping_file_joins_users_with_different_ids(tmp_path):
         "[align]\nusers='mapping'\nuser_mapping='map.csv'\n")
     users = build_graph(load_spec(tmp_path / "s.toml")).nodes["user"].set_index("id")["domain"].to_dict()
     assert users == {"source:alice": "both", "source:bob": "source", "target:Z-9": "target"}
+
+
+def test_a_link_file_keyed_by_another_tables_position_ids_reaches_items_by_title(tmp_path):
+    """``titles = {id = "@position", unused_ids = [...]}``: the link file's ids number the rows of
+    a table without ids, skipping the unused ids; items then match on their title."""
+    from kgrec import load_spec
+
+    (tmp_path / "books.csv").write_text("user,item\nu1,x\nu1,y\nu2,z\n")
+    (tmp_path / "books_items.csv").write_text("book,title\nx,Dune\ny,Emma\nz,Solaris\n")
+    (tmp_path / "other.csv").write_text("title\nEmma\nSolaris\nDune\n")          # ids 1, 3, 4 (2 unused)
+    (tmp_path / "link.tsv").write_text("1\te:emma\n3\te:solaris\n4\te:dune\n2\te:nothing\n9\te:unknown\n")
+    (tmp_path / "kg.tsv").write_text("e:emma\tauthor\te:austen\ne:dune\tauthor\te:herbert\n")
+    (tmp_path / "s.toml").write_text(
+        "name='p'\n[target]\npath='books.csv'\nsplit={method='none'}\n"
+        "items={path='books_items.csv', format='csv', id='book', title='title', title_key='{title}'}\n"
+        "[[knowledge]]\npath='kg.tsv'\n"
+        "[[links]]\ndomain='target'\nby='title'\npath='link.tsv'\n"
+        "titles={path='other.csv', format='csv', id='@position', unused_ids=[2], title_key='{title}'}\n")
+    g = build_graph(load_spec(tmp_path / "s.toml"))
+    items, entities = g.nodes["item"], g.nodes["entity"]
+    linked = dict(zip(*g.data["item", "linked_to", "entity"].edge_index.tolist()))
+    assert {items.at[i, "id"]: entities.at[e, "id"] for i, e in linked.items()} == {
+        "x": "e:dune", "y": "e:emma", "z": "e:solaris"}
+    acc = g.manifest["accounting"]["links"][0]
+    assert (acc["rows_matched_by_title"], acc["rows_without_title_match"]) == (3, 2)

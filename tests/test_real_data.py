@@ -51,7 +51,16 @@ def test_ml100k_genre_graph_accounts_for_every_rating_triple_link_and_user(real_
     assert acc["kg"]["triples_read"] == 91_631 and acc["kg"]["kept"] + acc["kg"]["duplicates"] == 91_631
     assert acc["kg"]["relations"] == 24
     for link in acc["links"]:
-        assert link["rows_read"] == 1_598 and link["links"] + link["item_not_in_domain"] == 1_598
+        assert link["rows_read"] == 1_598
+        assert link["rows_matched_by_title"] + link["rows_without_title_match"] == 1_598
+    # ml-100k.link is keyed by ML-1M ids: read through ml-1m.item, every linked ML-100K movie
+    # is linked at most once, and ML-1M's 313 (The Swan Princess, m.0b8l01, RecSysDatasets #130)
+    # lands on ML-100K's Swan Princess (1409), not on ML-100K's 313 (Titanic)
+    assert sum(link["links"] for link in acc["links"]) == 1_301
+    items, entities = g.nodes["item"], g.nodes["entity"]
+    linked = dict(zip(*g.data["item", "linked_to", "entity"].edge_index.tolist()))
+    entity_of = {str(items.at[i, "id"]): str(entities.at[e, "id"]) for i, e in linked.items()}
+    assert entity_of["1409"] == "m.0b8l01" and entity_of.get("313") != "m.0b8l01"
     assert acc["users"]["read"] == 943
     assert acc["users"]["in_graph"] + acc["users"]["dropped_no_kept_interaction"] == 943
     # Shared users and shared Freebase entities are what connects the two genre domains.
@@ -64,8 +73,8 @@ def test_movielens_1m_matches_the_readme_and_links_by_title(real_data):
     assert (len(inter), inter["user"].nunique()) == (1_000_209, 6_040)
     assert len(read_atomic(real_data / "movielens-1m" / "ml-1m.item")) == 3_883
     g = built("ml1m_to_ml100k", real_data)
-    by_title = [a for a in g.manifest["accounting"]["links"] if a["by"] == "title"][0]
-    assert by_title["matched_by_title"] > 1_400
+    matched = {a["domain"]: a["matched_by_title"] for a in g.manifest["accounting"]["links"]}
+    assert matched["source"] > 1_400 and matched["target"] > 1_250
     assert graph_info(g)["shared_entities"] > 10_000
 
 
@@ -123,9 +132,9 @@ def test_lastfm_matches_the_readme(real_data):
     assert info["splits"]["target"] == {"train": 16_743, "valid": 2_215, "test": 2_215}
 
 
-def test_kg_signal_finds_brands_and_satori_relations_above_chance_and_ml100k_links_at_chance(real_data):
-    """The README's kg-signal table: Art-Office's brands and Last.FM's Satori KG agree with what
-    users do; ML-100K's KG does not, because ml-100k.link points at other films."""
+def test_kg_signal_finds_brands_satori_and_freebase_relations_above_chance(real_data):
+    """The README's kg-signal table: Art-Office's brands, Last.FM's Satori KG and ML-100K's
+    Freebase KG (its links read as ML-1M ids) agree with what users do."""
     from kgrec import kg_signal
 
     art = kg_signal(built("art_office", real_data), shuffles=5).set_index("relation")
@@ -133,8 +142,23 @@ def test_kg_signal_finds_brands_and_satori_relations_above_chance_and_ml100k_lin
     lastfm = kg_signal(built("lastfm_satori", real_data), shuffles=5).set_index("relation")
     assert lastfm.loc["(any relation)", "lift"] > 3 * lastfm.loc["(any relation)", "shuffled"]
     ml = kg_signal(built("ml100k_genres", real_data), shuffles=5).set_index("relation")
+    assert ml.loc["film_film_genre", "lift"] > 1.1 * ml.loc["film_film_genre", "shuffled"]
+    assert ml.loc["film_film_genre", "p"] == pytest.approx(1 / 6)
+
+
+def test_ml100k_link_read_as_ml100k_ids_points_at_other_films(real_data):
+    """RecBole's ml-100k.link read with ML-100K's own ids (what RecBole does): no relation
+    beats chance, which is how kg-signal found the link keyed by ML-1M ids."""
+    from dataclasses import replace
+
+    from kgrec import kg_signal
+    from kgrec.graph.spec import LinkSpec
+
+    spec = load_spec(GRAPHS / "ml100k_genres.toml")
+    as_is = replace(spec, links=(LinkSpec(domain="both", by="id", file=spec.links[0].file),))
+    ml = kg_signal(build_graph(as_is), shuffles=5).set_index("relation")
     for relation in ("(any relation)", "film_film_genre", "rev_film_director_film"):
-        assert ml.loc[relation, "lift"] < 1.2 * ml.loc[relation, "shuffled"]
+        assert ml.loc[relation, "lift"] < 1.1 * ml.loc[relation, "shuffled"]
 
 
 def test_kgcn_raw_files_read_with_the_generic_readers(real_data):

@@ -64,3 +64,11 @@ def test_a_split_the_format_cannot_give_names_the_spec_key(tmp_path):
     (tmp_path / "s.toml").write_text("name='t'\n[target]\npath='r.csv'\nsplit={method='given'}\n")
     with pytest.raises(SpecError, match=r"s.toml: key 'target.split.method': 'given' needs"):
         build_graph(load_spec(tmp_path / "s.toml"))
+
+
+def test_unused_ids_need_position_ids_and_must_be_positive():
+    link = {"domain": "target", "by": "title", "path": "l.tsv"}
+    with pytest.raises(SpecError, match=r"key 'links\[0\].titles.unused_ids': only applies with id = \"@position\""):
+        parse_spec({**MINIMAL, "links": [{**link, "titles": {"path": "t.csv", "unused_ids": [3]}}]})
+    with pytest.raises(SpecError, match=r"unused_ids': expected positive integers"):
+        parse_spec({**MINIMAL, "links": [{**link, "titles": {"path": "t.csv", "id": "@position", "unused_ids": [0]}}]})

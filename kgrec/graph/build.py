@@ -113,22 +113,33 @@ def _read_items(ctx: _Context, spec: ItemsSpec, subset: str | None) -> pd.DataFr
         frame = read_atomic(path) if fmt == "atomic" else read_table(path, sep="," if fmt == "csv" else "\t").frame
         id_col, title_col = spec.id, spec.title
     for col in [id_col, title_col, *spec.text]:
-        if col is not None and col not in frame.columns:
+        if col is not None and col != "@position" and col not in frame.columns:
             raise InputError(path, f"unknown column '{col}'; the file's columns are: {', '.join(map(str, frame.columns))}")
     frame = frame.copy()
-    frame["item"] = frame[id_col].astype(str)
+    ids = _position_ids(len(frame), spec.unused_ids) if id_col == "@position" else frame[id_col].astype(str).tolist()
+    key = ids
+    if spec.title_key:  # from the file's own columns, before the derived ones below can shadow them
+        try:
+            key = [spec.title_key.format(**{k: _fmt(v) for k, v in row.items()}) for row in frame.to_dict("records")]
+        except KeyError as e:
+            raise SpecError(ctx.spec.path, "items.title_key", f"names unknown column {e}") from None
+    frame["item"] = ids
     frame["title"] = frame[title_col].astype(str) if title_col else frame["item"]
     text_cols = list(spec.text) or ([title_col] if title_col else [])
     frame["text"] = frame[text_cols].astype(str).agg(" ".join, axis=1) if text_cols else ""
-    if spec.title_key:
-        try:
-            frame["title_key"] = [spec.title_key.format(**{k: _fmt(v) for k, v in row.items()})
-                                  for row in frame.to_dict("records")]
-        except KeyError as e:
-            raise SpecError(ctx.spec.path, "items.title_key", f"names unknown column {e}") from None
-    else:
-        frame["title_key"] = frame["item"]
+    frame["title_key"] = key
     return frame.drop_duplicates("item").set_index("item", drop=False)
+
+
+def _position_ids(n: int, unused: tuple[int, ...]) -> list[str]:
+    """The first ``n`` positive integers not in ``unused``, as strings: the ids of a table that
+    lists its items in id order without them (``id = "@position"``)."""
+    skip, out, k = set(unused), [], 0
+    while len(out) < n:
+        k += 1
+        if k not in skip:
+            out.append(str(k))
+    return out
 
 
 def _fmt(v) -> str:
@@ -292,7 +303,10 @@ def _links(ctx: _Context, ln: LinkSpec, role: str, domain_items: pd.Index, items
             own = items_table["title_key"] if items_table is not None else pd.Series(items.values, index=items.values)
             own = own[own.index.isin(set(items))]
             by_key = pd.DataFrame({"item": own.index.astype(str), "key": own.values})
-            links = by_key.merge(links[["key", "entity"]].dropna(), on="key", how="inner")[["item", "entity"]]
+            matched = links["key"].isin(set(by_key["key"]))
+            acc["rows_matched_by_title"] = int(matched.sum())
+            acc["rows_without_title_match"] = int((~matched).sum())
+            links = by_key.merge(links.loc[matched, ["key", "entity"]], on="key", how="inner")[["item", "entity"]]
             acc["matched_by_title"] = int(links["item"].nunique())
         in_domain = links["item"].isin(set(items))
         acc["item_not_in_domain"] = int((~in_domain).sum())

