@@ -68,6 +68,21 @@ def test_ml100k_genre_graph_accounts_for_every_rating_triple_link_and_user(real_
     assert info["users_in_both_domains"] > 900 and info["shared_entities"] > 1_000
 
 
+def test_ml100k_no_kg_ablation_keeps_the_same_interactions_and_split(real_data):
+    with_kg, without = built("ml100k_genres", real_data), built("ml100k_genres_no_kg", real_data)
+
+    def by_id(g):  # interactions keyed by the original user and item ids, not node indices
+        t = g.interactions
+        t = t.assign(user=g.nodes["user"]["id"].to_numpy()[t["user"]], item=g.nodes["item"]["id"].to_numpy()[t["item"]])
+        key = ["domain", "user", "item", "split"]
+        return t[key].sort_values(key).reset_index(drop=True)
+
+    a, b = by_id(with_kg), by_id(without)
+    assert len(a) > 0 and a.equals(b)
+    assert "entity" not in without.data.node_types or without.data["entity"].num_nodes == 0
+    assert with_kg.data["entity"].num_nodes > 0
+
+
 def test_movielens_1m_matches_the_readme_and_links_by_title(real_data):
     inter = read_interactions(real_data / "movielens-1m" / "ml-1m.inter")
     assert (len(inter), inter["user"].nunique()) == (1_000_209, 6_040)
