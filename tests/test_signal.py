@@ -2,6 +2,7 @@
 reads chance as chance, and runs on a built graph from the CLI."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -124,3 +125,15 @@ def test_cli_prints_the_table_and_writes_every_relation_to_csv(tmp_path, capsys)
     written = pd.read_csv(tmp_path / "s.csv")
     assert list(written.columns) == COLUMNS and written["relation"].iloc[0] == ANY
     assert main(["kg-signal", str(tmp_path / "g"), "--shuffles", "0"]) == 2
+
+
+def test_a_graph_without_kg_gives_an_empty_table_and_the_cli_says_so(example_spec, tmp_path, capsys):
+    from kgrec import build_graph
+
+    bare = build_graph(dataclasses.replace(example_spec, knowledge=(), links=()))
+    table = kg_signal(bare, "target", shuffles=3)
+    assert table.empty and list(table.columns) == COLUMNS
+    bare.save(tmp_path / "g")
+    assert main(["kg-signal", str(tmp_path / "g"), "--shuffles", "3", "--csv", str(tmp_path / "s.csv")]) == 0
+    assert "links them to no entity" in capsys.readouterr().out
+    assert list(pd.read_csv(tmp_path / "s.csv").columns) == COLUMNS

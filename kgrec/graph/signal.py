@@ -71,7 +71,9 @@ def relation_lift(pairs: np.ndarray, n_users: int, reach: dict[str, sp.csr_matri
     ``[2, H]`` (user, item) pairs, ``held_out``: the share of them whose item shares a neighbour
     with one of the user's ``pairs`` items (what the relation could point a user to), and
     ``held_out_shuffled``, the same over the deals."""
-    m = next(iter(reach.values())).shape[0] if reach else 0
+    if not reach:
+        return pd.DataFrame(columns=COLUMNS)
+    m = next(iter(reach.values())).shape[0]
     inter = sp.csr_matrix((np.ones(pairs.shape[1]), (pairs[0], pairs[1])), shape=(n_users, m))
     inter.data[:] = 1.0                                   # repeated pairs count once
     active = int((np.diff(inter.indptr) > 0).sum())
@@ -152,8 +154,9 @@ def kg_signal(graph: GraphArtifact, domain: str = TARGET, shuffles: int = 20, se
         return np.stack([p[0], pos[p[1]]])
 
     reach = item_reach(graph, domain)
-    if reach:
-        reach = {ANY: sp.hstack(list(reach.values()), format="csr"), **reach}
+    if not reach:                                         # no KG and no attributes: nothing to measure
+        return pd.DataFrame(columns=COLUMNS)
+    reach = {ANY: sp.hstack(list(reach.values()), format="csr"), **reach}
     return relation_lift(pairs_of("train"), int(graph.data["user"].num_nodes), reach, shuffles, seed,
                          pairs_of(held_out) if held_out else None)
 
