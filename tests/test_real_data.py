@@ -68,7 +68,8 @@ def test_ml100k_genre_graph_accounts_for_every_rating_triple_link_and_user(real_
     assert info["users_in_both_domains"] > 900 and info["shared_entities"] > 1_000
 
 
-@pytest.mark.parametrize("name, ablation", [("ml100k_genres", "ml100k_genres_no_kg"), ("lastfm_satori", "lastfm_no_kg")])
+@pytest.mark.parametrize("name, ablation", [("ml100k_genres", "ml100k_genres_no_kg"), ("lastfm_satori", "lastfm_no_kg"),
+                                            ("art_office", "art_office_no_kg")])
 def test_no_kg_ablation_keeps_the_same_interactions_and_split(name, ablation, real_data):
     with_kg, without = built(name, real_data), built(ablation, real_data)
 
