@@ -154,9 +154,8 @@ def kg_signal(graph: GraphArtifact, domain: str = TARGET, shuffles: int = 20, se
         return np.stack([p[0], pos[p[1]]])
 
     reach = item_reach(graph, domain)
-    if not reach:                                         # no KG and no attributes: nothing to measure
-        return pd.DataFrame(columns=COLUMNS)
-    reach = {ANY: sp.hstack(list(reach.values()), format="csr"), **reach}
+    if reach:                                             # none without a KG or attributes: an empty table
+        reach = {ANY: sp.hstack(list(reach.values()), format="csr"), **reach}
     return relation_lift(pairs_of("train"), int(graph.data["user"].num_nodes), reach, shuffles, seed,
                          pairs_of(held_out) if held_out else None)
 
