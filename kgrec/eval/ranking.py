@@ -61,7 +61,8 @@ def _rows(csr: tuple[Tensor, Tensor], mask: Tensor) -> tuple[Tensor, Tensor]:
 def ranking_task(artifact: GraphArtifact, split: str = "valid", domain: str = TARGET,
                  exclude: tuple[str, ...] = ("train",)) -> RankingTask:
     """The ranking task of one held-out split of ``domain``: users with held-out
-    items, ranked over all the domain's items, with the ``exclude`` splits filtered."""
+    items, ranked over all the domain's items, with the ``exclude`` splits filtered, and the
+    items a user already has under another listing (the graph's duplicates) filtered too."""
     items = artifact.items_of(domain)
     pos_of = torch.full((int(artifact.data["item"].num_nodes),), -1, dtype=torch.long)
     pos_of[items] = torch.arange(len(items))
@@ -69,7 +70,7 @@ def ranking_task(artifact: GraphArtifact, split: str = "valid", domain: str = TA
     held = torch.unique(held, dim=1)
     users = torch.unique(held[0])
     relevant = _group(held[0], pos_of[held[1]], users)
-    seen = [artifact.split(s, domain) for s in exclude]
+    seen = [artifact.split(s, domain) for s in exclude] + [artifact.duplicates(domain)]
     seen = torch.cat(seen, 1) if seen else torch.empty(2, 0, dtype=torch.long)
     return RankingTask(users, items, relevant, _group(seen[0], pos_of[seen[1]], users), split)
 

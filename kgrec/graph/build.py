@@ -7,6 +7,7 @@ domains per ``[align]``; entities are shared when their ids (IRIs) are equal
 or ``owl:sameAs``. Edge types (each with a ``rev_`` reverse):
 
 * ``(user, interacts_source|interacts_target, item)``: train interactions only;
+* ``(item, same_as, item)``: a source and a target listing of one product (``[align] items``);
 * ``(item, linked_to, entity)``: items linked to KG entities;
 * ``(item, <attribute relation>, entity)``: genres, brands, categories;
 * ``(entity, <kg relation>, entity)``: the knowledge graph.
@@ -33,7 +34,9 @@ from kgrec.data.rdf import LABEL_PREDICATES, RDF_FORMATS, read_rdf
 from kgrec.data.table import read_table
 from kgrec.data.triples import read_links, read_triples
 from kgrec.errors import InputError, SpecError
-from kgrec.graph.artifact import FORMAT_VERSION, INTERACTS, SOURCE, TARGET, GraphArtifact, edge_key, reverse_relation
+from kgrec.graph.align import duplicate_held_out, identical_user_sets
+from kgrec.graph.artifact import (FORMAT_VERSION, INTERACTS, SAME_AS, SOURCE, TARGET, GraphArtifact, edge_key,
+                                  reverse_relation)
 from kgrec.graph.spec import AttributeSpec, DomainSpec, FileRef, GraphSpec, ItemsSpec, LinkSpec
 from kgrec.graph.split import cold_start_users, split_frame
 
@@ -402,6 +405,54 @@ def _versions() -> dict:
     return out
 
 
+# --- items across domains -------------------------------------------------------
+def _align_items(ctx: _Context, frames: dict, item_ent: pd.DataFrame) -> pd.DataFrame:
+    """``(source, target)`` raw item id pairs that are the same product (``[align] items``), and the
+    target's held-out rows that repeat a source training interaction marked ``duplicate``."""
+    a = ctx.spec.align
+    for f in frames.values():
+        f["duplicate"] = False
+    if a.items == "none" or SOURCE not in frames:
+        return pd.DataFrame({"source": pd.Series(dtype=object), "target": pd.Series(dtype=object)})
+    src, tgt = frames[SOURCE], frames[TARGET]
+    src_items, tgt_items = pd.unique(src["item"].astype(str)), pd.unique(tgt["item"].astype(str))
+    if a.items == "id":
+        both = np.intersect1d(src_items, tgt_items)
+        pairs = pd.DataFrame({"source": both, "target": both})
+    elif a.items == "mapping":
+        path = ctx.resolve(a.item_mapping)
+        ctx.track(a.item_mapping, path)
+        table = read_table(path, sep="," if path.suffix == ".csv" else "\t", header=True)
+        if len(table.frame.columns) < 2:
+            raise InputError(path, "expected two columns: source item, target item")
+        cols = table.frame.columns[:2]
+        pairs = pd.DataFrame({"source": table.frame[cols[0]].astype(str).to_numpy(),
+                              "target": table.frame[cols[1]].astype(str).to_numpy()})
+    elif a.items == "linked":
+        links = item_ent[item_ent["relation"] == "linked_to"]
+        s = links[links["role"] == SOURCE][["item", "entity"]].astype(str)
+        t = links[links["role"] == TARGET][["item", "entity"]].astype(str)
+        pairs = s.merge(t, on="entity", suffixes=("_s", "_t"))
+        pairs = pd.DataFrame({"source": pairs["item_s"].to_numpy(), "target": pairs["item_t"].to_numpy()})
+    else:
+        pairs = identical_user_sets(src.assign(user=src["user_key"], item=src["item"].astype(str)),
+                                    tgt.assign(user=tgt["user_key"], item=tgt["item"].astype(str)), a.item_min_users)
+    known = pairs["source"].isin(set(src_items)) & pairs["target"].isin(set(tgt_items))
+    pairs = pairs[known].drop_duplicates().sort_values(["source", "target"]).reset_index(drop=True)
+    keyed = lambda f: pd.DataFrame({"user": f["user_key"].to_numpy(), "item": f["item"].astype(str).to_numpy(),
+                                    "split": f["split"].to_numpy()})
+    dup = duplicate_held_out(keyed(tgt), keyed(src[src["split"] == "train"]), pairs)
+    tgt["duplicate"] = dup
+    ctx.accounting["item_alignment"] = {
+        "method": a.items, "min_users": a.item_min_users if a.items == "interactions" else None,
+        "pairs": int(len(pairs)), "source_items": int(pairs["source"].nunique()),
+        "target_items": int(pairs["target"].nunique()), "rows_not_in_the_domains": int((~known).sum()),
+        "duplicates_removed": {s: int((dup & (tgt["split"] == s).to_numpy()).sum()) for s in ("valid", "test")},
+        "users_with_a_removed_test_pair": int(tgt.loc[dup & (tgt["split"] == "test").to_numpy(), "user_key"].nunique()),
+    }
+    return pairs
+
+
 # --- the build -------------------------------------------------------------------
 def build_graph(spec: GraphSpec, progress: bool = False) -> GraphArtifact:
     """Build the merged graph described by ``spec`` (see the module docstring).
@@ -459,6 +510,7 @@ def build_graph(spec: GraphSpec, progress: bool = False) -> GraphArtifact:
     attr_links = [p for a in spec.attributes for p in _attributes(ctx, a, items, frames)]
     item_ent = pd.concat(item_links + attr_links, ignore_index=True) if (item_links or attr_links) else \
         pd.DataFrame(columns=["item", "entity", "role", "relation"], dtype=object)
+    same = _align_items(ctx, frames, item_ent)
     steps.update()
 
     # Indexing: order of first appearance, source before target.
@@ -493,6 +545,12 @@ def build_graph(spec: GraphSpec, progress: bool = False) -> GraphArtifact:
         data[s, rel, d].edge_index = ei
         data[d, reverse_relation(rel), s].edge_index = ei.flip(0).contiguous()
         relation_rows.append((rel, f"{doms[role].name} interactions", "interaction", ei.shape[1]))
+    if len(same):
+        ei = _edges((SOURCE + "\x00" + same["source"]).map(item_index).to_numpy(),
+                    (TARGET + "\x00" + same["target"]).map(item_index).to_numpy())
+        data["item", SAME_AS, "item"].edge_index = ei
+        data["item", reverse_relation(SAME_AS), "item"].edge_index = ei.flip(0).contiguous()
+        relation_rows.append((SAME_AS, f"same product ({spec.align.items})", "item_item", ei.shape[1]))
     if len(item_ent):
         ie = item_ent.assign(i=(item_ent["role"] + "\x00" + item_ent["item"].astype(str)).map(item_index),
                              e=item_ent["entity"].map(ent_index))
@@ -506,7 +564,7 @@ def build_graph(spec: GraphSpec, progress: bool = False) -> GraphArtifact:
     names: dict[str, str] = {}
     for raw in sorted(kg["relation"].unique()):
         base = relation_name(raw)
-        if base in ("linked_to", "interacts_source", "interacts_target") or base.startswith("rev_"):
+        if base in ("linked_to", "interacts_source", "interacts_target", SAME_AS) or base.startswith("rev_"):
             base = f"kg_{base}"
         name, n = base, 2
         while name in names.values():
@@ -575,7 +633,8 @@ def build_graph(spec: GraphSpec, progress: bool = False) -> GraphArtifact:
                              "label": ent_labels.to_numpy(dtype=object)})
     interactions = pd.DataFrame({"domain": all_rows["role"].to_numpy(dtype=object), "user": all_rows["u"].to_numpy(),
                                  "item": all_rows["i"].to_numpy(), "split": all_rows["split"].to_numpy(dtype=object),
-                                 "timestamp": all_rows["timestamp"].to_numpy()})
+                                 "timestamp": all_rows["timestamp"].to_numpy(),
+                                 "duplicate": all_rows["duplicate"].to_numpy(dtype=bool)})
     relations = pd.DataFrame(relation_rows, columns=["name", "original", "kind", "edges"])
     steps.update()
 
@@ -583,8 +642,9 @@ def build_graph(spec: GraphSpec, progress: bool = False) -> GraphArtifact:
     for role in doms:
         part = all_rows[all_rows["role"] == role]
         acc = ctx.accounting[role]
+        live = part[~part["duplicate"]]
         acc.update(kept=len(part), users=int(part["u"].nunique()), items=int(part["i"].nunique()),
-                   **{s: int((part["split"] == s).sum()) for s in ("train", "valid", "test")})
+                   **{s: int((live["split"] == s).sum()) for s in ("train", "valid", "test")})
     read_users = set().union(*(keys.to_numpy() for keys in user_key_of.values()))
     ctx.accounting["users"] = {"read": len(read_users), "in_graph": nu,
                                "dropped_no_kept_interaction": len(read_users - set(user_keys))}

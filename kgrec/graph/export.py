@@ -19,7 +19,7 @@ import pandas as pd
 
 from kgrec.atomic import atomic_directory, atomic_file
 from kgrec.errors import KgrecError
-from kgrec.graph.artifact import SOURCE, TARGET, GraphArtifact
+from kgrec.graph.artifact import SAME_AS, SOURCE, TARGET, GraphArtifact
 
 EXPORT_FORMATS = ("graphml", "edgelist", "ntriples", "turtle")
 _URN = "urn:kgrec:"
@@ -133,7 +133,13 @@ def _write_bundle(g: GraphArtifact, out: Path, fmt: str) -> None:
                                           "relation": rel}))
         if rows:
             pd.concat(rows).to_csv(out / f"{role}_links.tsv", sep="\t", index=False)
-    spec += ["[align]", 'users = "id"', ""]
+    spec += ["[align]", 'users = "id"']
+    if ("item", SAME_AS, "item") in g.data.edge_types:  # the same products, so that the rebuild marks the same duplicates
+        ei = g.data["item", SAME_AS, "item"].edge_index.numpy()
+        pd.DataFrame({"source": items["id"].to_numpy()[ei[0]], "target": items["id"].to_numpy()[ei[1]]}).to_csv(
+            out / "item_alignment.tsv", sep="\t", index=False)
+        spec += ['items = "mapping"', 'item_mapping = "item_alignment.tsv"']
+    spec += [""]
     if ents is not None and len(ents):
         spec += ["[[knowledge]]", f'path = "kg.{ext}"', ""]
     for role in (SOURCE, TARGET):
@@ -160,6 +166,6 @@ def export_graph(g: GraphArtifact, out: str | Path, fmt: str = "graphml") -> Pat
                 for a, b, rel in G.edges(data="relation"):
                     f.write(f"{a}\t{rel}\t{b}\n".encode("utf-8"))
         return out
-    with atomic_directory(out) as tmp:
+    with atomic_directory(out, ours=("spec.toml", "graph.nt"), what="RDF export directory") as tmp:
         _write_bundle(g, tmp, fmt)
     return out

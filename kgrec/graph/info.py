@@ -1,11 +1,14 @@
 """Summaries of a graph artifact: what ``kgrec info`` prints."""
 from __future__ import annotations
 
+from kgrec.graph.align import duplicate_audit
 from kgrec.graph.artifact import SOURCE, TARGET, GraphArtifact, edge_key
 
 
 def graph_info(g: GraphArtifact) -> dict:
-    """Counts per node and edge type and domain, overlap, split sizes and density."""
+    """Counts per node and edge type and domain, overlap, split sizes and density, the items aligned
+    across domains with the held-out pairs removed as duplicates, and an audit of what duplicates
+    remain (identical user sets over all interactions, :func:`~kgrec.graph.align.duplicate_audit`)."""
     m = g.manifest
     domains = m.get("domains", {})
     nodes = {}
@@ -16,7 +19,8 @@ def graph_info(g: GraphArtifact) -> dict:
     splits, density = {}, {}
     for role, name in domains.items():
         part = inter[inter["domain"] == role]
-        splits[role] = {s: int((part["split"] == s).sum()) for s in ("train", "valid", "test")}
+        live = part[~part["duplicate"]]
+        splits[role] = {s: int((live["split"] == s).sum()) for s in ("train", "valid", "test")}
         n_users = int(part["user"].nunique())
         n_items = int((g.nodes["item"]["domain"] == role).sum())
         train = splits[role]["train"]
@@ -36,6 +40,8 @@ def graph_info(g: GraphArtifact) -> dict:
         "splits": splits,
         "density": density,
         "literals": int(len(g.literals)),
+        "item_alignment": m.get("accounting", {}).get("item_alignment", {"method": "none"}),
+        "duplicate_audit": duplicate_audit(g) if SOURCE in domains else None,
     }
 
 
@@ -58,4 +64,19 @@ def format_info(info: dict) -> str:
         dens = info["density"][role]
         lines.append(f"  {d[role]:<12} train {s['train']:>9,}  valid {s['valid']:>7,}  test {s['test']:>7,}"
                      f"   users {dens['users']:,}  items {dens['items']:,}  density {dens['density']:.6f}")
+    a = info.get("item_alignment") or {"method": "none"}
+    lines += ["", f"items aligned across domains ({a['method']})"]
+    if a["method"] != "none":
+        removed = a["duplicates_removed"]
+        lines += [f"  same products           {a['pairs']:,} pairs ({a['source_items']:,} source, "
+                  f"{a['target_items']:,} target items)",
+                  f"  held-out pairs removed  valid {removed['valid']:,}  test {removed['test']:,}   (the user has "
+                  f"the same product in source training)"]
+    audit = info.get("duplicate_audit")
+    if audit and "test" in audit:
+        t = audit["test"]
+        share = t["duplicates"] / t["pairs"] if t["pairs"] else 0.0
+        lines.append(f"  audit: test pairs repeating a source training interaction under another listing "
+                     f"(identical sets of >= {audit['min_users']} users): {t['duplicates']:,} of {t['pairs']:,} "
+                     f"({share:.1%}), {t['users']:,} users")
     return "\n".join(lines)

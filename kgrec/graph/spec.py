@@ -13,6 +13,7 @@ from typing import Any
 from kgrec.errors import SpecError
 from kgrec.tomlconfig import TomlTable, read_toml
 
+ITEM_ALIGNMENTS = ("none", "id", "mapping", "linked", "interactions")
 INTERACTION_FORMATS = ("auto", "csv", "tsv", "parquet", "atomic", "disencdr", "cdrib", "split_dir", "kgat", "art_office")
 KNOWLEDGE_FORMATS = ("auto", "triples", "atomic", "kgat", "turtle", "nt", "xml", "json-ld", "n3")
 SPLIT_METHODS = ("none", "given", "ratio", "loo", "temporal")
@@ -127,12 +128,16 @@ class AttributeSpec:
 
 @dataclass(frozen=True)
 class AlignSpec:
-    """How the two domains meet."""
+    """How the two domains meet: users (``users``) and the same product listed in both
+    catalogues (``items``: see :mod:`kgrec.graph.align`)."""
 
     users: str = "id"  # id | none | mapping
     user_id_below: int | None = None
     user_mapping: FileRef | None = None
     item_overlap: str = "source"  # carved domains: source | target | drop
+    items: str = "none"  # none | id | mapping | linked | interactions
+    item_mapping: FileRef | None = None
+    item_min_users: int = 2
 
 
 @dataclass(frozen=True)
@@ -282,12 +287,21 @@ def parse_spec(data: dict, path: str = "<spec>", root: str | Path = ".") -> Grap
     align = AlignSpec()
     if a is not None:
         um = a.get("user_mapping", str, None)
+        im = a.get("item_mapping", str, None)
+        align_ds = a.get("dataset", str, ds)
         align = AlignSpec(users=a.get("users", str, "id", ("id", "none", "mapping")),
                           user_id_below=a.get("user_id_below", int, None, lo=0),
-                          user_mapping=FileRef(um, a.get("dataset", str, ds)) if um else None,
-                          item_overlap=a.get("item_overlap", str, "source", ("source", "target", "drop")))
+                          user_mapping=FileRef(um, align_ds) if um else None,
+                          item_overlap=a.get("item_overlap", str, "source", ("source", "target", "drop")),
+                          items=a.get("items", str, "none", ITEM_ALIGNMENTS),
+                          item_mapping=FileRef(im, align_ds) if im else None,
+                          item_min_users=a.get("item_min_users", int, 2, lo=1))
         if align.users == "mapping" and align.user_mapping is None:
             raise a.err("user_mapping", "is required when users = \"mapping\"")
+        if align.items == "mapping" and align.item_mapping is None:
+            raise a.err("item_mapping", "is required when items = \"mapping\" (a file: source item, target item)")
+        if align.items != "none" and source is None:
+            raise a.err("items", "aligns the items of two domains, but the spec has no source")
         a.done()
     c = t.sub("cold_start")
     cold = ColdStartSpec()

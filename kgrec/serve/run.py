@@ -157,9 +157,10 @@ class Run:
         return self.artifact.domain_name(role)
 
     def seen_items(self, user: int, domain: str = TARGET, splits: tuple[str, ...] = ("train",)) -> Tensor:
-        """Items of ``domain`` the user interacted with in ``splits``."""
+        """Items of ``domain`` the user interacted with in ``splits``, and those they already have under
+        another listing (held-out duplicates, :mod:`kgrec.graph.align`)."""
         df = self.artifact.interactions
-        rows = df[(df["domain"] == domain) & (df["split"].isin(splits)) & (df["user"] == user)]
+        rows = df[(df["domain"] == domain) & (df["split"].isin(splits) | df["duplicate"]) & (df["user"] == user)]
         return torch.tensor(rows["item"].to_numpy(), dtype=torch.long)
 
     def results(self) -> dict:
