@@ -2,49 +2,210 @@
 
 Used by the graph artifact writer and the exporters, so that a failed or
 interrupted command never leaves a half-written output behind.
+
+Overwriting replaces only what kgrec itself wrote: a writer names what its
+output holds (``ours``: marker files, or a test on the directory), and an
+existing ``out`` that is a plain file, or a non-empty directory without those
+markers, is refused with :class:`~kgrec.errors.OutputError`, deleting nothing.
+
+The temporary sibling is ``.NAME.tmp-PID-XXXXXXXX``; a later write to the same
+``NAME`` removes the siblings whose process ``PID`` is gone (a killed write).
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Sequence, Union
+
+from kgrec.errors import OutputError
+
+#: What identifies an output directory as kgrec's: file names that must all be in it, or a test.
+Ours = Union[Sequence[str], Callable[[Path], bool], None]
+
+
+def _is_ours(path: Path, ours: Ours) -> bool:
+    if ours is None:
+        return False
+    if callable(ours):
+        try:
+            return bool(ours(path))
+        except (OSError, ValueError):
+            return False
+    return bool(ours) and all((path / name).exists() for name in ours)
+
+
+def check_writable(out: str | Path) -> None:
+    """Check that ``out`` can be created: its nearest existing ancestor is a writable directory.
+
+    Raises:
+        OutputError: an ancestor of ``out`` is a file, or the place is not writable.
+    """
+    out = Path(out)
+    parent = out.absolute().parent
+    while not parent.exists() and not parent.is_symlink() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputError(f"{out}: cannot write here, {parent} is a file, not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{out}: cannot write here, {parent} is not writable")
+
+
+def check_output(out: str | Path, *, overwrite: bool, ours: Ours, what: str = "output directory",
+                 empty_ok: bool = False, hint: str = "pass --overwrite to replace it") -> bool:
+    """Check that the directory ``out`` may be written; True when it holds a kgrec output to replace.
+
+    ``out`` may be absent, an empty directory (with ``overwrite``, or always with
+    ``empty_ok``), or, with ``overwrite``, a directory that ``ours`` recognises as
+    kgrec's. Anything else is refused.
+
+    Raises:
+        OutputError: ``out`` is a file, holds files kgrec did not write, exists without
+            ``overwrite`` (the message ends with ``hint``), or cannot be written.
+    """
+    out = Path(out)
+    if not out.exists() and not out.is_symlink():
+        check_writable(out)
+        return False
+    if not out.is_dir():
+        raise OutputError(f"{out} is a file, not a kgrec {what}: kgrec replaces only what it wrote itself, so "
+                          f"nothing was changed; choose another path or move the file away yourself")
+    try:
+        entries = sorted(p.name for p in out.iterdir())
+    except OSError as e:
+        raise OutputError(f"{out}: cannot read this directory ({e.strerror})") from None
+    if not entries:
+        if not (overwrite or empty_ok):
+            raise OutputError(f"{what} {out} already exists; {hint}")
+        check_writable(out / "x")
+        return False
+    if not _is_ours(out, ours):
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise OutputError(f"{out} holds files that are not a kgrec {what} ({shown}): kgrec replaces only what it "
+                          f"wrote itself, so nothing was changed; choose another path or empty it yourself")
+    if not overwrite:
+        raise OutputError(f"{what} {out} already exists; {hint}")
+    check_writable(out)
+    return True
+
+
+def remove_output(out: str | Path) -> None:
+    """Remove ``out`` (after :func:`check_output` said it is kgrec's): a link is unlinked, not followed."""
+    out = Path(out)
+    if out.is_symlink() or not out.is_dir():
+        out.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(out)
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return True  # not a pid this module writes; keep it
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True
+    return True
+
+
+def remove_stale_siblings(out: str | Path) -> list[Path]:
+    """Remove ``.NAME.tmp-PID-*`` and ``.NAME.old-PID`` siblings of ``out`` whose process is gone.
+
+    Only names of exactly kgrec's own temporary pattern for this ``NAME`` are touched. Returns
+    what was removed.
+    """
+    out = Path(out)
+    name = re.escape(out.name)
+    pattern = re.compile(rf"\.{name}\.(?:tmp-(\d+)-[a-z0-9_]+|old-(\d+))")
+    removed = []
+    try:
+        siblings = list(out.parent.iterdir())
+    except OSError:
+        return removed
+    for p in siblings:
+        m = pattern.fullmatch(p.name)
+        if not m or _alive(int(m.group(1) or m.group(2))):
+            continue
+        with contextlib.suppress(OSError):
+            remove_output(p)
+            removed.append(p)
+    return removed
+
+
+def _prepare_parent(out: Path) -> None:
+    check_writable(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{out}: cannot create {out.parent} ({e.strerror})") from None
+    remove_stale_siblings(out)
 
 
 @contextlib.contextmanager
-def atomic_directory(out: str | Path, overwrite: bool = True) -> Iterator[Path]:
+def atomic_directory(out: str | Path, overwrite: bool = True, ours: Ours = None,
+                     what: str = "output directory") -> Iterator[Path]:
     """Yield a temporary directory that replaces ``out`` only if the block succeeds.
 
+    Args:
+        out: the directory to write.
+        overwrite: replace an existing ``out`` that ``ours`` recognises as kgrec's (or an empty one).
+        ours: marker file names that all lie in a directory this writer wrote, or a test on the
+            directory; ``None``: only an empty directory is replaced.
+        what: what ``out`` is, for messages (``"graph artifact"``).
+
     Raises:
-        FileExistsError: ``out`` exists and ``overwrite`` is false.
+        OutputError: ``out`` exists without ``overwrite``, is a file or a directory kgrec did not
+            write, or cannot be written (nothing is changed).
     """
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    check_output(out, overwrite=overwrite, ours=ours, what=what)
+    _prepare_parent(out)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+    except OSError as e:
+        raise OutputError(f"{out}: cannot write in {out.parent} ({e.strerror})") from None
     try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.replace(out, old)
-    os.replace(tmp, out)
+    try:
+        if out.exists() or out.is_symlink():
+            check_output(out, overwrite=overwrite, ours=ours, what=what)  # still kgrec's, after the work
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.replace(out, old)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
+        with contextlib.suppress(OSError):
+            remove_output(old)
 
 
 @contextlib.contextmanager
 def atomic_file(out: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator:
-    """Open a temporary sibling of ``out`` for writing; rename it onto ``out`` on success."""
+    """Open a temporary sibling of ``out`` for writing; rename it onto ``out`` on success.
+
+    Raises:
+        OutputError: ``out`` is a directory, lies under a file, or cannot be written.
+    """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.tmp-", dir=out.parent)
+    if out.is_dir():
+        raise OutputError(f"{out} is a directory; give a file path to write to")
+    _prepare_parent(out)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent)
+    except OSError as e:
+        raise OutputError(f"{out}: cannot write in {out.parent} ({e.strerror})") from None
     os.close(fd)
     try:
         with open(tmp, mode, encoding=None if "b" in mode else encoding) as f:

@@ -39,7 +39,9 @@ EXAMPLES = {
 
 
 def _build(args: argparse.Namespace) -> int:
+    from kgrec.atomic import check_output
     from kgrec.graph import build_graph, load_spec
+    from kgrec.graph.artifact import is_artifact_dir
     from kgrec.graph.info import format_info, graph_info
     from kgrec.graph.spec import with_seed
 
@@ -47,8 +49,7 @@ def _build(args: argparse.Namespace) -> int:
     if args.seed is not None:
         spec = with_seed(spec, args.seed)
     out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise KgrecError(f"{out} already exists; pass --overwrite to replace it")
+    check_output(out, overwrite=args.overwrite, ours=is_artifact_dir, what="graph artifact")
     start = time.perf_counter()
     graph = build_graph(spec, progress=not args.quiet)
     graph.save(out)

@@ -41,5 +41,12 @@ class ArtifactError(KgrecError):
     """A graph artifact directory is missing, incomplete or from another version."""
 
 
+class OutputError(KgrecError):
+    """An output path cannot be written, or holds something kgrec did not write.
+
+    The message names the path and why; nothing was changed.
+    """
+
+
 class DownloadError(KgrecError):
     """A dataset could not be fetched or failed its checksum."""

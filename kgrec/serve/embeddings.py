@@ -12,16 +12,20 @@ trained encoder's output). Formats (``kgrec export RUN --format F --out DIR``):
 - ``faiss``: ``items.faiss``, an inner-product index of the target items (``items.tsv``), and
   ``users.npy`` + ``users.tsv``, each user's query vector: searching the index with it gives
   the same top-K as ``kgrec recommend --all-items`` (``--include-seen``) for that user.
+
+Every export directory also holds ``export.json`` (format, run): the marker by which
+``--overwrite`` knows the directory is a kgrec export it may replace.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from kgrec.atomic import atomic_directory
+from kgrec.atomic import atomic_directory, check_output
 from kgrec.errors import KgrecError
 from kgrec.graph.artifact import TARGET
 from kgrec.models.heads import BilinearHead, DistMultHead, DotHead
@@ -66,6 +70,10 @@ def query_vectors(run: Run, users: torch.Tensor) -> np.ndarray:
     return q.cpu().numpy().astype(np.float32)
 
 
+#: the file that marks a directory as a kgrec embedding export (what ``--overwrite`` may replace)
+EXPORT_MARKER = "export.json"
+
+
 def export_embeddings(run: Run, out: str | Path, fmt: str, overwrite: bool = False) -> Path:
     """Write the ``fmt`` export of ``run`` into directory ``out`` (atomically).
 
@@ -75,10 +83,10 @@ def export_embeddings(run: Run, out: str | Path, fmt: str, overwrite: bool = Fal
     if fmt not in FORMATS:
         raise KgrecError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise KgrecError(f"{out} exists: pass --overwrite to replace it")
+    check_output(out, overwrite=overwrite, ours=(EXPORT_MARKER,), what="embedding export")
     meta, vec = node_table(run)
-    with atomic_directory(out, overwrite=True) as tmp:
+    with atomic_directory(out, overwrite=overwrite, ours=(EXPORT_MARKER,), what="embedding export") as tmp:
+        (tmp / EXPORT_MARKER).write_text(json.dumps({"format": fmt, "run": str(run.path)}) + "\n", encoding="utf-8")
         if fmt == "parquet":
             table = meta.copy()
             table["vector"] = list(vec)

@@ -33,7 +33,6 @@ import io
 import json
 import math
 import platform
-import shutil
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
@@ -45,7 +44,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from kgrec.atomic import atomic_file
+from kgrec.atomic import atomic_file, check_output, check_writable, remove_output
 from kgrec.errors import KgrecError
 from kgrec.eval import METRICS, RankingTask, evaluate, mean_metrics, metrics_of_top, ranking_task
 from kgrec.eval.ranking import rank_each
@@ -416,6 +415,12 @@ def _versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
+def is_run_dir(path: Path) -> bool:
+    """Whether ``path`` is a run directory kgrec wrote, finished or killed (what ``--overwrite`` may replace):
+    its ``config.toml`` and what training writes next to it from the start (``events/``) or at the end."""
+    return (path / "config.toml").is_file() and any((path / n).exists() for n in ("run.json", "events", "model.pt"))
+
+
 def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False,
           progress: bool = True, log: Callable[[str], None] = print, artifact: GraphArtifact | None = None,
           init: dict | None = None) -> TrainResult:
@@ -436,11 +441,11 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
     """
     out = Path(out)
     config = dataclasses.replace(config, graph=str(Path(config.graph).resolve()))
-    if out.exists() and any(out.iterdir()) and not resume:
-        if not overwrite:
-            raise KgrecError(f"run directory {out} exists: pass resume=True (--resume) to continue it "
-                             f"or overwrite=True (--overwrite) to replace it")
-        shutil.rmtree(out)
+    if resume:
+        check_writable(out / "config.toml")
+    elif check_output(out, overwrite=overwrite, ours=is_run_dir, what="run directory", empty_ok=True,
+                      hint="pass resume=True (--resume) to continue it or overwrite=True (--overwrite) to replace it"):
+        remove_output(out)
     if resume and (out / "config.toml").exists():
         from kgrec.train.config import load_config
         saved = load_config(out / "config.toml")
