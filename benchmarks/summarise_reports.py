@@ -3,10 +3,10 @@
     python benchmarks/summarise_reports.py reports/amazon_cloth_to_sport reports/lastfm_satori ...
 
 For each report: one row per model with test metrics (mean ± std over seeds;
-full ranking, then the sampled protocol), the seconds per run, and the gain of
-kgrec transfer (or kgrec target-only on a one-domain graph) over the best
-cross-domain baseline (and, when that is the path filter, the best trained
-one) and the best target-only baseline, all chosen on validation NDCG@10 as
+full ranking, then the sampled protocol), the seconds per run, and the gains of
+the report's table (kgrec, the variant chosen on validation, against the best
+target-only model and the best cross-domain baseline; kgrec transfer alone
+against the target-only models), every model chosen on validation NDCG@10 as
 in the report. Nothing is recomputed: the numbers are
 read from ``results.csv`` and ``benchmark.json``.
 """
@@ -19,9 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kgrec.eval.benchmark import CROSS_DOMAIN, TARGET_ONLY, TRAINED_CROSS_DOMAIN, best_on_validation
-
-TARGET_ONLY_BASELINES = tuple(m for m in TARGET_ONLY if not m.startswith("kgrec"))
+from kgrec.eval.benchmark import gain_comparisons
 COLUMNS = [("all", "ndcg@10"), ("all", "recall@20"), ("all", "ndcg@20"), ("cold_start", "ndcg@20"),
            ("all", "sampled_hr@10"), ("all", "sampled_ndcg@10")]
 
@@ -54,23 +52,15 @@ def summarise(report: Path) -> str:
             v = results[(results["model"] == model) & (results["group"] == g) & (results["metric"] == m)]
             vals.append(cell(v.sort_values("seed")["value"].tolist()))
         lines.append(f"| {model} | " + " | ".join(vals) + f" | {per_run.get(model, '–')} |")
-    ours = best_on_validation(results, tuple(m for m in models if m.startswith("kgrec_transfer"))) or \
-        ("kgrec_target_only" if "kgrec_target_only" in models else None)
     lines.append("")
-    best_cross = best_on_validation(results, CROSS_DOMAIN)
-    trained = best_on_validation(results, TRAINED_CROSS_DOMAIN)
-    for label, base in (("best cross-domain baseline", best_cross),
-                        ("best trained cross-domain baseline", trained if trained != best_cross else None),
-                        ("best target-only baseline", best_on_validation(results, TARGET_ONLY_BASELINES))):
-        if ours is None or base is None:
-            continue
+    for question, ours, base in gain_comparisons(results, tuple(models)):
         gains = []
         for g, m in cols:
             a = results[(results["model"] == ours) & (results["group"] == g) & (results["metric"] == m)]["value"]
             b = results[(results["model"] == base) & (results["group"] == g) & (results["metric"] == m)]["value"]
             if len(a) and len(b) and b.mean() > 0:
                 gains.append(f"{m}{' (cold)' if g == 'cold_start' else ''} {a.mean() / b.mean() - 1:+.1%}")
-        lines.append(f"- `{ours}` vs the {label} (`{base}`, chosen on validation): " + ", ".join(gains))
+        lines.append(f"- `{ours}` {question} (`{base}`, chosen on validation): " + ", ".join(gains))
     return "\n".join(lines) + "\n"
 
 

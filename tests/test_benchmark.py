@@ -153,9 +153,18 @@ def test_benchmark_writes_a_report_and_reuses_the_graph(tmp_path):
                  "benchmark.json"):
         assert (out / name).exists(), name
     report = (out / "report.md").read_text()
-    assert "## Transfer gain" in report and "cold-start" in report and "Sampled protocol" in report
+    assert "## Does the source domain help?" in report and "cold-start" in report and "Sampled protocol" in report
+    gains = [line for line in report.splitlines() if line.startswith("| vs ") or line.startswith("| transfer")]
+    assert gains[0].startswith("| vs the best target-only model | kgrec |")  # the question a user asks, first
     results = pd.read_csv(out / "results.csv")
-    assert set(results["model"]) == {"mostpop", "lightgcn", "lightgcn_merged", "kgrec_target_only", "kgrec_transfer"}
+    assert set(results["model"]) == {"kgrec", "mostpop", "lightgcn", "lightgcn_merged", "kgrec_target_only",
+                                     "kgrec_transfer"}
+    choice = pd.read_csv(out / "kgrec_choice.csv")
+    for _, row in choice.iterrows():  # kgrec is, per seed, the variant best on validation
+        assert row["chosen"] == max(("kgrec_target_only", "kgrec_transfer"), key=lambda m: row[m])
+        mine = results[(results["model"] == "kgrec") & (results["seed"] == row["seed"])]
+        theirs = results[(results["model"] == row["chosen"]) & (results["seed"] == row["seed"])]
+        assert mine["value"].fillna(-1).tolist() == theirs["value"].fillna(-1).tolist()
     assert set(results["seed"]) == {0, 1}
     stamp = (out / "graph" / "graph.pt").stat().st_mtime_ns
     assert main(args) == 0
@@ -173,7 +182,7 @@ def test_benchmark_writes_a_report_and_reuses_the_graph(tmp_path):
                    & (results["metric"] == "ndcg@10")]["value"].mean()
     row = next(line for line in table.splitlines() if line.startswith("| lightgcn |"))
     assert row.split("|")[2].strip().startswith(f"{mean:.4f}")
-    assert "`kgrec_transfer` vs the best cross-domain baseline (`lightgcn_merged`" in table
+    assert "`kgrec` vs the best cross-domain baseline (`lightgcn_merged`" in table
 
 
 def test_seeds_run_in_parallel_processes_give_the_same_report(example_graph, tmp_path):

@@ -3,11 +3,14 @@
 For each seed, kgrec (target-only control, transfer in each fine-tune mode) and
 the baselines (:data:`kgrec.train.baselines.BASELINES`) are trained with the
 same budget and early stopping, then scored on the target's test split by full
-ranking (train and validation items filtered), per user group and item
-popularity bucket, and by the sampled protocol (labelled as such). The report
-directory holds::
+ranking (train and validation items, and items the user has under another listing,
+filtered), per user group and item popularity bucket, and by the sampled protocol
+(labelled as such). The row ``kgrec`` is the model a user gets: per seed, the kgrec
+variant best on validation (:func:`choose_kgrec`). The report's gain table opens with
+kgrec against the best target-only model. The report directory holds::
 
     report.md            tables (mean ± std over seeds) and the transfer gain with its tests
+    kgrec_choice.csv     per seed, the kgrec variant chosen and every candidate's validation NDCG@10
     results.csv          model, seed, group, metric, value (long format)
     per_user.parquet     model, seed, user and every full-ranking metric (test)
     metric_by_group.png  NDCG@20 per user group and model
@@ -49,10 +52,12 @@ from kgrec.train.trainer import TrainResult, resolve_device, train
 FINETUNE_VARIANTS = {"kgrec_transfer_upper": {"mode": "upper"}, "kgrec_transfer_frozen": {"mode": "frozen"},
                      "kgrec_transfer_target": {"graph": "target"}}
 KGREC_MODELS = ("kgrec_target_only", "kgrec_transfer", *FINETUNE_VARIANTS)
+#: the report's row for the model a user gets: per seed, the kgrec variant best on validation
+KGREC = "kgrec"
 DEFAULT_MODELS = BASELINES + ("kgrec_target_only", "kgrec_transfer")
-TARGET_ONLY = ("mostpop", "bprmf", "lightgcn", "paths", "kgrec_target_only")
+TARGET_ONLY = ("mostpop", "bprmf", "lightgcn", "paths", "ease", "rp3beta", "kgrec_target_only")
 TRAINED_CROSS_DOMAIN = ("lightgcn_merged", "cmf", "emcdr")
-CROSS_DOMAIN = (*TRAINED_CROSS_DOMAIN, "paths_merged")
+CROSS_DOMAIN = (*TRAINED_CROSS_DOMAIN, "paths_merged", "rp3beta_merged")
 KS = (10, 20)
 
 
@@ -228,18 +233,51 @@ def run_benchmark(artifact: GraphArtifact, config: TrainConfig, out: str | Path,
     groups = sc.groups
     results = pd.DataFrame(long_rows, columns=["model", "seed", "group", "metric", "value"])
     users = pd.concat(per_user, ignore_index=True)
+    times = pd.DataFrame(seconds)
+    choice = choose_kgrec(results)
+    if not choice.empty:  # the model a user gets: per seed, the kgrec variant best on validation
+        results, users, times = _with_chosen(results, users, times, choice)
+        models = (KGREC, *models)
     with atomic_file(out / "results.csv") as f:
         results.to_csv(f, index=False)
     with atomic_file(out / "per_user.parquet", "wb") as f:
         users.to_parquet(f, index=False)
-    times = pd.DataFrame(seconds)
     curves_df = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
     cold_users = task.users[groups["cold_start"]].tolist() if "cold_start" in groups else None
-    report = format_report(results, users, times, groups, models, seeds, artifact, cold_users)
+    with atomic_file(out / "kgrec_choice.csv") as f:
+        choice.to_csv(f, index=False)
+    report = format_report(results, users, times, groups, models, seeds, artifact, cold_users, choice)
     with atomic_file(out / "report.md") as f:
         f.write(report)
     _plots(results, curves_df, out, seeds[0])
     return out
+
+
+def choose_kgrec(results: pd.DataFrame, metric: str = "ndcg@10") -> pd.DataFrame:
+    """Per seed, the kgrec variant (transfer in each fine-tune mode, or kgrec's own target-only model)
+    with the best *validation* ``metric``: the model ``kgrec`` gives a user, who does not know in
+    advance whether the source domain helps. Columns ``seed``, ``chosen`` and one per candidate
+    (its validation score); empty when no kgrec model ran."""
+    sub = results[(results["group"] == "valid") & (results["metric"] == metric)
+                  & results["model"].isin(KGREC_MODELS)]
+    if sub.empty:
+        return pd.DataFrame()
+    table = sub.pivot_table(index="seed", columns="model", values="value")
+    table = table[[m for m in KGREC_MODELS if m in table.columns]]
+    chosen = table.idxmax(axis=1)
+    return table.assign(chosen=chosen).reset_index()[["seed", "chosen", *table.columns]]
+
+
+def _with_chosen(results: pd.DataFrame, users: pd.DataFrame, times: pd.DataFrame,
+                 choice: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``results``, ``users`` and ``times`` with rows for :data:`KGREC`: each seed's chosen variant's
+    scores (its training time: every candidate's, since all are trained to choose)."""
+    pick = dict(zip(choice["seed"], choice["chosen"]))
+    take = lambda f: pd.concat([f[(f["seed"] == s) & (f["model"] == m)] for s, m in pick.items()]).assign(model=KGREC)
+    cands = [c for c in choice.columns if c not in ("seed", "chosen")]
+    spent = times[times["model"].isin(cands)].groupby("seed", as_index=False)["seconds"].sum().assign(model=KGREC)
+    return (pd.concat([take(results), results], ignore_index=True), pd.concat([take(users), users], ignore_index=True),
+            pd.concat([spent[["model", "seed", "seconds"]], times], ignore_index=True))
 
 
 def _mean_std(values: list[float]) -> str:
@@ -279,7 +317,7 @@ def best_on_validation(results: pd.DataFrame, candidates: tuple[str, ...], metri
 
 def format_report(results: pd.DataFrame, users: pd.DataFrame, times: pd.DataFrame, groups: dict[str, Tensor],
                   models: tuple[str, ...], seeds: tuple[int, ...], artifact: GraphArtifact,
-                  cold_users: list[int] | None = None) -> str:
+                  cold_users: list[int] | None = None, choice: pd.DataFrame | None = None) -> str:
     """The Markdown report (see the module docstring)."""
     def cell(model: str, group: str, metric: str) -> str:
         v = results[(results["model"] == model) & (results["group"] == group) & (results["metric"] == metric)]
@@ -308,36 +346,65 @@ def format_report(results: pd.DataFrame, users: pd.DataFrame, times: pd.DataFram
                   "replacement; NOT full ranking)", "",
                   "| model | sampled HR@10 | sampled NDCG@10 |", "|---|---|---|"]
         lines += [f"| {m} | {cell(m, 'all', 'sampled_hr@10')} | {cell(m, 'all', 'sampled_ndcg@10')} |" for m in models]
-    transfer = best_on_validation(results, tuple(m for m in models if m.startswith("kgrec_transfer")))
-    lines += ["", "## Transfer gain", ""]
-    comparisons = [("best target-only model", best_on_validation(results, tuple(m for m in models if m in TARGET_ONLY))),
-                   ("best cross-domain baseline", best_on_validation(results, tuple(m for m in models if m in CROSS_DOMAIN)))]
-    trained = best_on_validation(results, tuple(m for m in models if m in TRAINED_CROSS_DOMAIN))
-    if trained is not None and trained != comparisons[1][1]:  # the path filter won: show the trained ones' best too
-        comparisons.append(("best trained cross-domain baseline", trained))
-    if transfer is None:
-        lines.append("No kgrec transfer model was run.")
-    else:
-        lines += [f"kgrec transfer = `{transfer}` (the best fine-tune mode by mean *validation* NDCG@10; "
-                  f"the baselines compared are also chosen on validation). Wilcoxon "
-                  f"signed-rank tests, paired over users (each user's metric averaged over seeds) and over seeds "
-                  f"(with 3 seeds the smallest possible two-sided p is 0.25).", "",
-                  "| against | baseline | users | metric | kgrec | baseline | gain | p (users) | p (seeds) |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        cold = users["user"].isin(cold_users) if cold_users else None
-        for label, base in comparisons:
-            if base is None:
-                continue
-            for metric in ("ndcg@10", "ndcg@20", "recall@20"):
-                for who, mask in (("all", None), ("cold-start", cold)):
-                    if who == "cold-start" and mask is None:
-                        continue
-                    t = transfer_gain(users, transfer, base, metric, mask)
-                    lines.append(f"| {label} | {base} | {who} {t['users']:,} | {metric} | {t['model_mean']:.4f} | "
-                                 f"{t['baseline_mean']:.4f} | {t['gain']:+.1%} | {t['p_users']:.2g} | {t['p_seeds']:.2g} |")
+    lines += _gain_section(results, users, models, cold_users, choice)
     lines += ["", "## Training time (seconds per run, mean over seeds)", "", "| model | seconds |", "|---|---|"]
     lines += [f"| {m} | {times[times['model'] == m]['seconds'].mean():.0f} |" for m in models]
     return "\n".join(lines) + "\n"
+
+
+def gain_comparisons(results: pd.DataFrame, models: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """The transfer-gain table's rows ``(question, model, baseline)``, every model and baseline
+    chosen on validation. First the question a user asks (does kgrec, the model they get, beat the
+    best model of the target alone?), then the best cross-domain baseline, then the transfer model
+    itself against the target-only models (the gain the source brings, whether or not kgrec chose it)."""
+    pick = lambda pool: best_on_validation(results, tuple(m for m in models if m in pool))
+    best_target, best_cross = pick(TARGET_ONLY), pick(CROSS_DOMAIN)
+    trained = pick(TRAINED_CROSS_DOMAIN)
+    transfer = best_on_validation(results, tuple(m for m in models if m.startswith("kgrec_transfer")))
+    ours = KGREC if KGREC in models else transfer
+    rows = [("vs the best target-only model", ours, best_target),
+            ("vs the best cross-domain baseline", ours, best_cross)]
+    if trained is not None and trained != best_cross:  # the walks won: show the best trained one too
+        rows.append(("vs the best trained cross-domain baseline", ours, trained))
+    if ours == KGREC and transfer is not None:
+        rows.append(("transfer alone vs the best target-only model", transfer, best_target))
+        if "kgrec_target_only" in models and best_target != "kgrec_target_only":
+            rows.append(("transfer alone vs kgrec's own target-only model", transfer, "kgrec_target_only"))
+    return [(q, m, b) for q, m, b in rows if m is not None and b is not None and m != b]
+
+
+def _gain_section(results: pd.DataFrame, users: pd.DataFrame, models: tuple[str, ...],
+                  cold_users: list[int] | None, choice: pd.DataFrame | None) -> list[str]:
+    lines = ["", "## Does the source domain help?", ""]
+    if choice is not None and not choice.empty:
+        cands = [c for c in choice.columns if c not in ("seed", "chosen")]
+        lines += ["`kgrec` is the model a user gets: for each seed, the kgrec variant with the best *validation* "
+                  "NDCG@10 among the transfer models and kgrec's own target-only model, so that where the "
+                  "source does not help it falls back instead of losing.", "",
+                  "| seed | chosen | " + " | ".join(f"{c} (valid NDCG@10)" for c in cands) + " |",
+                  "|---|---|" + "---|" * len(cands)]
+        lines += [f"| {int(r['seed'])} | {r['chosen']} | " + " | ".join(f"{r[c]:.4f}" for c in cands) + " |"
+                  for _, r in choice.iterrows()]
+        lines.append("")
+    rows = gain_comparisons(results, models)
+    if not rows:
+        return lines + ["No kgrec model was compared."]
+    lines += ["Every baseline compared is the best of its kind on *validation* NDCG@10. Wilcoxon signed-rank "
+              "tests, paired over users (each user's metric averaged over seeds) and over seeds (with 3 seeds "
+              "the smallest possible two-sided p is 0.25).", "",
+              "| question | model | baseline | users | metric | model | baseline | gain | p (users) | p (seeds) |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    cold = users["user"].isin(cold_users) if cold_users else None
+    for question, model, base in rows:
+        for metric in ("ndcg@10", "ndcg@20", "recall@20"):
+            for who, mask in (("all", None), ("cold-start", cold)):
+                if who == "cold-start" and mask is None:
+                    continue
+                t = transfer_gain(users, model, base, metric, mask)
+                lines.append(f"| {question} | {model} | {base} | {who} {t['users']:,} | {metric} | "
+                             f"{t['model_mean']:.4f} | {t['baseline_mean']:.4f} | {t['gain']:+.1%} | "
+                             f"{t['p_users']:.2g} | {t['p_seeds']:.2g} |")
+    return lines
 
 
 def _plots(results: pd.DataFrame, curves: pd.DataFrame, out: Path, seed: int) -> None:
