@@ -4,13 +4,16 @@ Layout::
 
     DIR/graph.pt            message-passing graph as plain tensors (loads with weights_only=True)
     DIR/nodes/{type}.parquet   index -> original id / IRI, domain, label (and item text)
-    DIR/interactions.parquet   every kept interaction: domain, user, item, split
+    DIR/interactions.parquet   every kept interaction: domain, user, item, split, timestamp, duplicate
     DIR/relations.parquet      relation name -> original predicate, kind, edge count
     DIR/literals.parquet       RDF literals kept as node attributes
     DIR/manifest.json          spec, input checksums, counts, what was dropped and why, versions
 
 Only ``train`` interactions are message-passing edges of ``graph.pt``; valid
-and test interactions live in ``interactions.parquet`` alone.
+and test interactions live in ``interactions.parquet`` alone. A held-out row with
+``duplicate`` true repeats a source training interaction of its user under another
+listing of the same product (:mod:`kgrec.graph.align`): it is in no split, and ranking
+filters its item like an item already seen.
 """
 from __future__ import annotations
 
@@ -28,8 +31,20 @@ from kgrec.errors import ArtifactError
 FORMAT_VERSION = 1
 NODE_TYPES = ("user", "item", "entity")
 SOURCE, TARGET = "source", "target"
+#: the relation joining two listings of one product, source item -> target item (see kgrec.graph.align)
+SAME_AS = "same_as"
 #: interaction relations, by domain role
 INTERACTS = {SOURCE: ("user", "interacts_source", "item"), TARGET: ("user", "interacts_target", "item")}
+
+
+def is_artifact_dir(path: Path) -> bool:
+    """Whether ``path`` is a graph artifact kgrec wrote: ``manifest.json`` with a ``format`` key, and ``graph.pt``
+    (what ``--overwrite`` may replace)."""
+    manifest = Path(path) / "manifest.json"
+    if not manifest.is_file() or not (Path(path) / "graph.pt").is_file():
+        return False
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    return isinstance(data, dict) and "format" in data
 
 
 def edge_key(edge_type: tuple[str, str, str]) -> str:
@@ -52,8 +67,16 @@ class GraphArtifact:
     manifest: dict = field(default_factory=dict)
 
     def split(self, name: str, domain: str = TARGET) -> torch.Tensor:
-        """``[2, E]`` (user, item) indices of one split of one domain."""
-        rows = self.interactions[(self.interactions["domain"] == domain) & (self.interactions["split"] == name)]
+        """``[2, E]`` (user, item) indices of one split of one domain (duplicates left out)."""
+        i = self.interactions
+        rows = i[(i["domain"] == domain) & (i["split"] == name) & ~i["duplicate"]]
+        return torch.as_tensor(rows[["user", "item"]].to_numpy().T.copy(), dtype=torch.long).reshape(2, -1)
+
+    def duplicates(self, domain: str = TARGET) -> torch.Tensor:
+        """``[2, E]`` (user, item): held-out pairs removed as duplicates of a source training
+        interaction under another listing (filtered from rankings like seen items)."""
+        i = self.interactions
+        rows = i[(i["domain"] == domain) & i["duplicate"]]
         return torch.as_tensor(rows[["user", "item"]].to_numpy().T.copy(), dtype=torch.long).reshape(2, -1)
 
     def items_of(self, domain: str = TARGET) -> torch.Tensor:
@@ -69,7 +92,7 @@ class GraphArtifact:
 
     def save(self, out: str | Path, overwrite: bool = True) -> Path:
         """Write the artifact directory atomically (a temporary sibling renamed into place)."""
-        with atomic_directory(out, overwrite=overwrite) as tmp:
+        with atomic_directory(out, overwrite=overwrite, ours=is_artifact_dir, what="graph artifact") as tmp:
             payload = {
                 "format": FORMAT_VERSION,
                 "num_nodes": {t: int(self.data[t].num_nodes) for t in self.data.node_types},
@@ -110,6 +133,9 @@ def load_graph(path: str | Path) -> GraphArtifact:
     for key, ei in payload["edge_index"].items():
         data[tuple(key.split("|"))].edge_index = ei
     nodes = {p.stem: pd.read_parquet(p) for p in sorted((path / "nodes").glob("*.parquet"))}
-    return GraphArtifact(data=data, nodes=nodes, interactions=pd.read_parquet(path / "interactions.parquet"),
+    interactions = pd.read_parquet(path / "interactions.parquet")
+    if "duplicate" not in interactions:  # built before item alignment existed
+        interactions["duplicate"] = False
+    return GraphArtifact(data=data, nodes=nodes, interactions=interactions,
                          relations=pd.read_parquet(path / "relations.parquet"),
                          literals=pd.read_parquet(path / "literals.parquet"), manifest=manifest)

@@ -17,14 +17,14 @@ from typing import Callable
 import pandas as pd
 import torch
 
-from kgrec.atomic import atomic_file
-from kgrec.errors import InputError, KgrecError
+from kgrec.atomic import atomic_file, check_output, remove_output
+from kgrec.errors import InputError
 from kgrec.eval import mean_metrics, ranking_task
 from kgrec.graph.artifact import INTERACTS, SOURCE, TARGET, GraphArtifact, reverse_relation
 from kgrec.graph.views import target_only
 from kgrec.models import RelationalGraph
 from kgrec.serve.run import Run, build_model, path_scorer
-from kgrec.train.trainer import TrainResult, train, validate
+from kgrec.train.trainer import TrainResult, is_run_dir, train, validate
 
 
 def read_feedback(path: str | Path, run: Run) -> pd.DataFrame:
@@ -84,7 +84,7 @@ def fold_in(artifact: GraphArtifact, feedback: pd.DataFrame) -> tuple[GraphArtif
         a.nodes["item"] = pd.concat([items, add[[c for c in items.columns if c in add.columns]]], ignore_index=True)
     rows = pd.DataFrame({"domain": feedback["domain"], "user": [user_ids[u] for u in feedback["user"]],
                          "item": [item_ids[(r, i)] for r, i in zip(feedback["domain"], feedback["item"])],
-                         "split": "train", "timestamp": float("nan")})
+                         "split": "train", "timestamp": float("nan"), "duplicate": False})
     # a pair the graph already holds (in any split) is skipped: re-adding a held-out pair as training would leak it
     known = set(zip(a.interactions["domain"], a.interactions["user"], a.interactions["item"]))
     fresh = [k not in known for k in zip(rows["domain"], rows["user"], rows["item"])]
@@ -138,11 +138,10 @@ def update(run: Run, interactions: str | Path, out: str | Path, epochs: int = 3,
     held-out target metrics (valid, test) before and after (also written to ``out/update.json``).
 
     Raises:
-        InputError: a bad interactions file. KgrecError: ``out`` exists without ``overwrite``.
+        InputError: a bad interactions file. OutputError: ``out`` exists without ``overwrite``, or is not a kgrec run.
     """
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise KgrecError(f"{out} exists: pass --overwrite to replace it")
+    check_output(out, overwrite=overwrite, ours=is_run_dir, what="run directory", empty_ok=True)
     feedback = read_feedback(interactions, run)
     artifact, counts = fold_in(run.artifact, feedback)
     data = artifact.data if run.view == "merged" else target_only(artifact.data)
@@ -165,9 +164,8 @@ def update(run: Run, interactions: str | Path, out: str | Path, epochs: int = 3,
                                   finetune=dataclasses.replace(cfg.finetune, epochs=epochs))
     else:
         cfg = dataclasses.replace(cfg, graph=str(graph_dir), target_only=dataclasses.replace(cfg.target_only, epochs=epochs))
-    if out.exists():
-        import shutil
-        shutil.rmtree(out)
+    if check_output(out, overwrite=overwrite, ours=is_run_dir, what="run directory", empty_ok=True):
+        remove_output(out)
     result = train(cfg, out, progress=progress, log=log, artifact=artifact, init=state)
     artifact.save(graph_dir)
     report = {**counts, "from_run": str(run.path), "epochs": epochs, "before": before,
