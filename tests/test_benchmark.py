@@ -213,7 +213,8 @@ def test_kgrec_runs_are_scored_on_the_graph_they_were_fine_tuned_on(example_grap
                              "finetune.epochs": 2, "finetune.graph": graph})
     run_benchmark(example_graph, cfg, tmp_path / "r", ("kgrec_transfer",), (0,), sampled=20, log=lambda m: None)
     results = pd.read_csv(tmp_path / "r" / "results.csv")
-    ndcg = results[(results["group"] == "all") & (results["metric"] == "ndcg@10")]["value"].item()
+    ndcg = results[(results["model"] == "kgrec_transfer") & (results["group"] == "all")
+                   & (results["metric"] == "ndcg@10")]["value"].item()
     run = json.loads((tmp_path / "r" / "runs" / "kgrec_transfer-seed0" / "results.json").read_text())
     assert ndcg == pytest.approx(run["test"]["ndcg@10"], abs=1e-6)
 
@@ -236,3 +237,20 @@ def test_the_target_graph_variant_starts_from_the_pretrained_model_and_scores_on
     assert all(torch.equal(pretrained[k], v) for k, v in variant.items())
     assert load_run(runs / "kgrec_transfer_target-seed0").view == "target_only"
     assert load_run(runs / "kgrec_transfer-seed0").view == "merged"
+
+
+def test_a_model_without_randomness_is_fitted_once_and_reported_under_every_seed(example_graph, tmp_path):
+    from kgrec.eval.benchmark import run_benchmark
+    from kgrec.train.config import make_config
+
+    cfg = make_config(None, {"graph": "unused", "model.dim": 8, "target_only.epochs": 2})
+    messages = []
+    run_benchmark(example_graph, cfg, tmp_path / "r", ("paths", "kgrec_target_only"), (0, 1), sampled=0,
+                  log=messages.append)
+    assert "== paths, seed 0" in messages and "== paths, seed 1" not in messages
+    assert "== kgrec_target_only, seed 1" in messages
+    results = pd.read_csv(tmp_path / "r" / "results.csv")
+    paths = results[results["model"] == "paths"]
+    assert set(paths["seed"]) == {0, 1}
+    by_seed = paths.pivot_table(index=["group", "metric"], columns="seed", values="value")
+    assert (by_seed[0] == by_seed[1]).all()

@@ -58,6 +58,8 @@ DEFAULT_MODELS = BASELINES + ("kgrec_target_only", "kgrec_transfer")
 TARGET_ONLY = ("mostpop", "bprmf", "lightgcn", "paths", "ease", "rp3beta", "kgrec_target_only")
 TRAINED_CROSS_DOMAIN = ("lightgcn_merged", "cmf", "emcdr")
 CROSS_DOMAIN = (*TRAINED_CROSS_DOMAIN, "paths_merged", "rp3beta_merged")
+#: models with no randomness: fitted with the first seed only, the same rows under every seed
+DETERMINISTIC = ("mostpop", "paths", "paths_merged", "ease", "rp3beta", "rp3beta_merged")
 KS = (10, 20)
 
 
@@ -167,6 +169,12 @@ def _run_models(artifact: GraphArtifact, config: TrainConfig, out: Path, models:
     return rows
 
 
+def _for_seed(rows: _Rows, seed: int) -> _Rows:
+    """The rows of a deterministic model, labelled with another seed (the same numbers)."""
+    return _Rows([f.assign(seed=seed) for f in rows.per_user], [(m, seed, *rest) for m, _, *rest in rows.long_rows],
+                 [c.assign(seed=seed) for c in rows.curves], [{**t, "seed": seed} for t in rows.seconds])
+
+
 def _print_with_prefix(prefix: str, message: str) -> None:
     print(prefix + message, file=sys.stderr, flush=True)
 
@@ -212,7 +220,9 @@ def run_benchmark(artifact: GraphArtifact, config: TrainConfig, out: str | Path,
     # one task per (seed, model); a fine-tune variant goes with the kgrec_transfer run it starts from
     chained = [m for m in models if m in FINETUNE_VARIANTS]
     groups_of = [(m,) + (tuple(chained) if m == "kgrec_transfer" else ()) for m in models if m not in chained]
-    tasks = [(seed, group) for seed in seeds for group in groups_of]
+    # a model without randomness (walks, closed forms, popularity) is fitted once and its rows repeated per seed
+    tasks = [(seed, group) for seed in seeds for group in groups_of
+             if not (group[0] in DETERMINISTIC and seed != seeds[0])]
     if jobs == 1 or len(tasks) == 1:
         parts = [_run_models(artifact, config, out, group, seed, sc, log) for seed, group in tasks]
     else:
@@ -226,6 +236,8 @@ def run_benchmark(artifact: GraphArtifact, config: TrainConfig, out: str | Path,
                                       functools.partial(_print_with_prefix, f"[seed {tasks[i][0]}] "))
                        for i in order}
             parts = [futures[i].result() for i in range(len(tasks))]
+    parts += [_for_seed(p, seed) for (first, group), p in zip(tasks, parts) if group[0] in DETERMINISTIC
+              for seed in seeds[1:]]
     per_user = [f for p in parts for f in p.per_user]
     long_rows = [r for p in parts for r in p.long_rows]
     curves = [c for p in parts for c in p.curves]
