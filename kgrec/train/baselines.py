@@ -13,10 +13,23 @@
 - ``emcdr``: EMCDR-style: BPR-MF per domain, an MLP mapping source to target user
   embeddings fitted on the users present in both; users without target training
   interactions are scored with their mapped source embedding.
+- ``ease``: EASE (closed form, :mod:`kgrec.models.itemknn`) on the target interactions,
+  ``lambda`` chosen among :data:`~kgrec.models.itemknn.EASE_LAMBDAS`;
+- ``rp3beta``, ``rp3beta_merged``: RP3beta walks (:mod:`kgrec.models.itemknn`) over the
+  target interactions, or over both domains' (user -> any item -> user -> target item),
+  ``(alpha, beta)`` chosen among :data:`~kgrec.models.itemknn.RP3BETA_ALPHAS` x
+  :data:`~kgrec.models.itemknn.RP3BETA_BETAS`.
+
+The closed-form ones (``ease``, ``rp3beta*``) train nothing: each setting of their grid is
+scored by full-ranking NDCG@k on the target's validation split and the best is kept; their
+history has one row per setting (``model``, ``setting``, its values, ``valid_ndcg@k``,
+``seconds``: its share of the time). They break ties (users without history, items a walk
+does not reach) by training popularity: ``1e-6`` x popularity / max popularity is added to
+the scores (RP3beta's rows first scaled to a maximum of 1, which keeps their order).
 
 ``lightgcn_merged`` and ``cmf`` weight the two domains' ranking losses by
 ``loss.source_weight`` and ``loss.target_weight``, as kgrec's pre-training does.
-Every model is validated each epoch by full-ranking NDCG@k on the target's
+Every trained model is validated each epoch by full-ranking NDCG@k on the target's
 validation split and keeps its best epoch (patience as configured).
 """
 from __future__ import annotations
@@ -31,18 +44,21 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from kgrec.eval import RankingTask, evaluate, mean_metrics, ranking_task
+from kgrec.eval import RankingTask, evaluate, mean_metrics, metrics_of_top, ranking_task
+from kgrec.eval.ranking import rank_each
 from kgrec.graph.artifact import SOURCE, TARGET, GraphArtifact
 from kgrec.graph.views import target_only
 from kgrec.models.baselines import MF, LightGCN, Mapping, most_popular
 from kgrec.models.graph import RelationalGraph
+from kgrec.models.itemknn import EASE, EASE_LAMBDAS, RP3BETA_ALPHAS, RP3BETA_BETAS, RP3beta
 from kgrec.models.paths import PathScorer
 from kgrec.train.config import LossConfig, StageConfig
 from kgrec.train.losses import RANKING_LOSSES, l2_penalty
 from kgrec.train.sampling import NegativeSampler
 from kgrec.train.trainer import resolve_device
 
-BASELINES = ("mostpop", "bprmf", "lightgcn", "lightgcn_merged", "cmf", "emcdr", "paths", "paths_merged")
+BASELINES = ("mostpop", "bprmf", "lightgcn", "lightgcn_merged", "cmf", "emcdr", "paths", "paths_merged", "ease",
+             "rp3beta", "rp3beta_merged")
 
 
 @dataclass
@@ -156,6 +172,10 @@ def fit_baseline(name: str, artifact: GraphArtifact, stage: StageConfig, loss: L
             out[:, items] = scorer.scores(users, items)
             return out
         return BaselineFit(name, score, pd.DataFrame(), time.perf_counter() - t0)
+    if name == "ease":
+        return _fit_ease(artifact, task, k, device, log, t0)
+    if name in ("rp3beta", "rp3beta_merged"):
+        return _fit_rp3beta(name, artifact, task, k, device, log, t0)
     if name in ("bprmf", "cmf"):
         domains = (TARGET,) if name == "bprmf" else (SOURCE, TARGET)
         model, rows = _fit_mf(MF(n_users, n_items, dim).to(device), artifact, domains, stage, loss, gen, device,
@@ -204,3 +224,90 @@ def _fit_emcdr(artifact: GraphArtifact, stage: StageConfig, loss: LossConfig, di
     rows = [{**r} for r in rows_s + rows_t]
     return BaselineFit("emcdr", lambda users: users_emb[users.to(device)] @ items_emb.T, pd.DataFrame(rows),
                        time.perf_counter() - t0)
+
+
+def _popularity_ties(artifact: GraphArtifact) -> Tensor:
+    """``[M]`` over the target's items: ``1e-6`` x training popularity / max popularity."""
+    pop = most_popular(artifact)[artifact.items_of(TARGET)]
+    return 1e-6 * pop / pop.max().clamp(min=1.0)
+
+
+def _valid_ndcg(top: Tensor, task: RankingTask, k: int) -> float:
+    return mean_metrics(metrics_of_top(top, task, (k,)))[f"ndcg@{k}"]
+
+
+def _chosen(rows: list[dict], k: int) -> int:
+    """Index of the best setting on validation (the first of the grid when there is no validation user)."""
+    values = [r[f"valid_ndcg@{k}"] for r in rows]
+    return max(range(len(rows)), key=lambda j: (-math.inf if math.isnan(values[j]) else values[j], -j))
+
+
+def _on_all_items(score: Callable[[Tensor], Tensor], items: Tensor, n_items: int,
+                  device: torch.device) -> Callable[[Tensor], Tensor]:
+    """``score(users) -> [B, M]`` over ``items`` as ``[B, n_items]``, ``-inf`` elsewhere, on ``device``."""
+    def full(users: Tensor) -> Tensor:
+        out = torch.full((len(users), n_items), float("-inf"), device=device)
+        out[:, items.to(device)] = score(users.cpu()).to(device)
+        return out
+    return full
+
+
+def _fit_ease(artifact: GraphArtifact, task: RankingTask, k: int, device: torch.device,
+              log: Callable[[str], None], t0: float) -> BaselineFit:
+    """EASE on the target's training pairs, ``lambda`` chosen on ``task``."""
+    n_users, n_items = int(artifact.data["user"].num_nodes), int(artifact.data["item"].num_nodes)
+    items = artifact.items_of(TARGET)  # the order of task.items: local index = position
+    local = torch.full((n_items,), -1, dtype=torch.long)
+    local[items] = torch.arange(len(items))
+    train = artifact.split("train", TARGET)
+    model = EASE(torch.stack([train[0], local[train[1]]]), n_users, len(items))
+    ties = _popularity_ties(artifact)
+    log(f"ease: {'dual' if model.dual else 'primal'} form, eigendecomposition in {time.perf_counter() - t0:.1f}s")
+    rows, best, best_value = [], None, -math.inf
+    for lam in EASE_LAMBDAS:
+        t1 = time.perf_counter()
+        scorer = model.solve(lam)
+        top = rank_each(lambda us, s=scorer: [s(us) + ties], task, k)[0]
+        rows.append({"model": "ease", "setting": f"lambda={lam:g}", "lambda": lam,
+                     f"valid_ndcg@{k}": _valid_ndcg(top, task, k), "seconds": round(time.perf_counter() - t1, 2)})
+        log(f"ease lambda={lam:g}  valid ndcg@{k} {rows[-1][f'valid_ndcg@{k}']:.4f}")
+        if _chosen(rows, k) == len(rows) - 1:
+            best = scorer
+        del scorer
+    chosen = rows[_chosen(rows, k)]
+    log(f"ease: chose {chosen['setting']} (valid ndcg@{k} {chosen[f'valid_ndcg@{k}']:.4f})")
+    return BaselineFit("ease", _on_all_items(lambda us: best(us) + ties, items, n_items, device), pd.DataFrame(rows),
+                       time.perf_counter() - t0)
+
+
+def _normalised(scores: Tensor, ties: Tensor) -> Tensor:
+    """Each row divided by its maximum (when positive; the ranking is unchanged), plus ``ties``."""
+    top = scores.max(1, keepdim=True).values
+    return scores / torch.where(top > 0, top, torch.ones_like(top)) + ties
+
+
+def _fit_rp3beta(name: str, artifact: GraphArtifact, task: RankingTask, k: int, device: torch.device,
+                 log: Callable[[str], None], t0: float) -> BaselineFit:
+    """RP3beta on the target's training pairs (``rp3beta``) or both domains' (``rp3beta_merged``),
+    ``(alpha, beta)`` chosen on ``task``; scores on the target's items."""
+    n_users, n_items = int(artifact.data["user"].num_nodes), int(artifact.data["item"].num_nodes)
+    domains = (SOURCE, TARGET) if name == "rp3beta_merged" else (TARGET,)
+    pairs = torch.cat([artifact.split("train", d) for d in domains], 1)
+    items = artifact.items_of(TARGET)
+    ties = _popularity_ties(artifact)
+    rows, models = [], {}
+    for alpha in RP3BETA_ALPHAS:
+        t1 = time.perf_counter()
+        model = models[alpha] = RP3beta(pairs, n_users, n_items, alpha, items)
+        tops = rank_each(lambda us, m=model: [_normalised(s, ties) for s in m.scores_each(us, RP3BETA_BETAS)],
+                         task, k, matrices=len(RP3BETA_BETAS) + 2)
+        seconds = round((time.perf_counter() - t1) / len(RP3BETA_BETAS), 2)
+        for beta, top in zip(RP3BETA_BETAS, tops):
+            rows.append({"model": name, "setting": f"alpha={alpha:g} beta={beta:g}", "alpha": alpha, "beta": beta,
+                         f"valid_ndcg@{k}": _valid_ndcg(top, task, k), "seconds": seconds})
+            log(f"{name} {rows[-1]['setting']}  valid ndcg@{k} {rows[-1][f'valid_ndcg@{k}']:.4f}")
+    chosen = rows[_chosen(rows, k)]
+    log(f"{name}: chose {chosen['setting']} (valid ndcg@{k} {chosen[f'valid_ndcg@{k}']:.4f})")
+    model, beta = models[chosen["alpha"]], chosen["beta"]
+    score = _on_all_items(lambda us: _normalised(model.scores(us, beta), ties), items, n_items, device)
+    return BaselineFit(name, score, pd.DataFrame(rows), time.perf_counter() - t0)
