@@ -49,7 +49,7 @@ from torch import Tensor
 #: EASE's L2 weights tried on validation
 EASE_LAMBDAS = (1.0, 10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 3000.0)
 #: RP3beta's degree exponents tried on validation: alpha x beta
-RP3BETA_ALPHAS = (0.5, 0.75, 1.0)
+RP3BETA_ALPHAS = (0.25, 0.5, 0.75, 1.0)  # 0.25: target-only sport chose the grid edge 0.5 with (0.5, 0.75, 1.0)
 RP3BETA_BETAS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 
 
