@@ -199,6 +199,17 @@ def _filter(ctx: _Context, role: str, d: DomainSpec, frame: pd.DataFrame) -> pd.
     return frame
 
 
+def _mapping_file(ctx: _Context, ref: FileRef, what: str) -> pd.DataFrame:
+    """A two-column file with a header (CSV or TSV): source id, then target id, as ``source``, ``target``."""
+    path = ctx.resolve(ref)
+    ctx.track(ref, path)
+    table = read_table(path, sep="," if path.suffix == ".csv" else "\t", header=True).frame
+    if len(table.columns) < 2:
+        raise InputError(path, f"expected two columns: source {what}, target {what}")
+    return pd.DataFrame({"source": table[table.columns[0]].astype(str).to_numpy(),
+                         "target": table[table.columns[1]].astype(str).to_numpy()})
+
+
 def _user_keys(ctx: _Context, role: str, name: str, users: pd.Series) -> pd.Series:
     a = ctx.spec.align
     raw = users.astype(str)
@@ -207,16 +218,11 @@ def _user_keys(ctx: _Context, role: str, name: str, users: pd.Series) -> pd.Seri
     if a.users == "none":
         return name + ":" + raw
     if a.users == "mapping":
-        path = ctx.resolve(a.user_mapping)
-        ctx.track(a.user_mapping, path)
-        table = read_table(path, sep="," if path.suffix == ".csv" else "\t", header=True)
-        if len(table.frame.columns) < 2:
-            raise InputError(path, "expected two columns: source user, target user")
-        src_col, tgt_col = table.frame.columns[:2]
+        table = _mapping_file(ctx, a.user_mapping, "user")
         src_name = ctx.spec.source.name
         if role == SOURCE:
             return src_name + ":" + raw
-        mapping = dict(zip(table.frame[tgt_col].astype(str), table.frame[src_col].astype(str)))
+        mapping = dict(zip(table["target"], table["source"]))
         mapped = raw.map(mapping)
         return mapped.map(lambda m: f"{src_name}:{m}", na_action="ignore").fillna(name + ":" + raw)
     if a.user_id_below is not None:
@@ -420,14 +426,7 @@ def _align_items(ctx: _Context, frames: dict, item_ent: pd.DataFrame) -> pd.Data
         both = np.intersect1d(src_items, tgt_items)
         pairs = pd.DataFrame({"source": both, "target": both})
     elif a.items == "mapping":
-        path = ctx.resolve(a.item_mapping)
-        ctx.track(a.item_mapping, path)
-        table = read_table(path, sep="," if path.suffix == ".csv" else "\t", header=True)
-        if len(table.frame.columns) < 2:
-            raise InputError(path, "expected two columns: source item, target item")
-        cols = table.frame.columns[:2]
-        pairs = pd.DataFrame({"source": table.frame[cols[0]].astype(str).to_numpy(),
-                              "target": table.frame[cols[1]].astype(str).to_numpy()})
+        pairs = _mapping_file(ctx, a.item_mapping, "item")
     elif a.items == "linked":
         links = item_ent[item_ent["relation"] == "linked_to"]
         s = links[links["role"] == SOURCE][["item", "entity"]].astype(str)
