@@ -175,3 +175,14 @@ def test_a_model_trains_on_a_graph_with_aligned_items(tmp_path):
     res = fit(cfg, tmp_path / "run", progress=False)
     assert ("item", "same_as", "item") in res.graph.relations  # the encoder passes messages along it
     assert len(res.history) >= 2  # a pre-training and a fine-tuning epoch
+
+
+def test_an_rdf_export_of_an_aligned_graph_rebuilds_the_same_duplicates(tmp_path):
+    from kgrec import export_graph
+
+    g = build_graph(load_spec(write_spec(tmp_path, "interactions")))
+    export_graph(g, tmp_path / "rdf", "ntriples")
+    again = build_graph(load_spec(tmp_path / "rdf" / "spec.toml"))
+    assert held_out(again) == held_out(g)
+    assert again.manifest["accounting"]["item_alignment"]["duplicates_removed"] == {"valid": 0, "test": 1}
+    assert g.data["item", "same_as", "item"].edge_index.shape == again.data["item", "same_as", "item"].edge_index.shape
