@@ -35,6 +35,11 @@ EXAMPLES = {
                  "  kgrec benchmark graphs/amazon_cloth_to_sport.toml --out reports/cloth_to_sport "
                  "--config configs/amazon_cloth_to_sport.toml\n"
                  "  kgrec benchmark --graph artifacts/lastfm_satori --models bprmf,lightgcn,kgrec_target_only",
+    "tune": "examples:\n  kgrec tune graphs/examples/movies_books.toml --out tuning/example --trials 20\n"
+            "  kgrec tune --graph artifacts/lastfm_satori --out tuning/lastfm --trials 50 "
+            "--config configs/lastfm_satori.toml --space space.toml\n"
+            "  kgrec tune --graph artifacts/lastfm_satori --out tuning/lastfm --trials 80   # continues the study\n"
+            "  kgrec train tuning/lastfm/best.toml",
 }
 
 
@@ -259,16 +264,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _benchmark(args: argparse.Namespace) -> int:
+def _spec_or_graph(args: argparse.Namespace, out: Path):
+    """``(graph directory, artifact)`` of ``args.spec`` (built into OUT/graph, or reused when its spec is
+    unchanged) or of ``args.graph``."""
     import json as _json
 
-    from kgrec.eval.benchmark import DEFAULT_MODELS, run_benchmark, save_settings
     from kgrec.graph import build_graph, load_graph, load_spec
-    from kgrec.train.config import make_config
 
     if bool(args.spec) == bool(args.graph):
         raise KgrecError("give a graph spec (built into OUT/graph, or reused when unchanged) or --graph DIR, not both")
-    out = Path(args.out)
     if args.graph:
         graph_dir = Path(args.graph)
         artifact = load_graph(graph_dir)
@@ -282,6 +286,15 @@ def _benchmark(args: argparse.Namespace) -> int:
         else:
             artifact = build_graph(spec, progress=not args.quiet)
             artifact.save(graph_dir)
+    return graph_dir, artifact
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    from kgrec.eval.benchmark import DEFAULT_MODELS, run_benchmark, save_settings
+    from kgrec.train.config import make_config
+
+    out = Path(args.out)
+    graph_dir, artifact = _spec_or_graph(args, out)
     overrides = {"graph": str(graph_dir.resolve()), "device": args.device, **parse_overrides(args.set)}
     config = make_config(args.config, overrides)
     models = tuple(args.models.split(",")) if args.models else DEFAULT_MODELS + (
@@ -297,6 +310,25 @@ def _benchmark(args: argparse.Namespace) -> int:
                         "config": config.to_dict(), "wall_seconds": round(wall, 1)})
     print((out / "report.md").read_text())
     print(f"report -> {out} ({wall / 60:.1f} min)")
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from kgrec.train.config import make_config
+    from kgrec.tune import default_space, format_study, load_space, tune
+
+    out = Path(args.out)
+    graph_dir, artifact = _spec_or_graph(args, out)
+    overrides = parse_overrides(args.set)
+    config = make_config(args.config, {"graph": str(graph_dir.resolve()), "device": args.device, **overrides})
+    space = load_space(args.space, config) if args.space else default_space(artifact, config)
+    log = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    for key in sorted(set(overrides) & set(space)):
+        log(f"note: --set {key} is ignored: the search space sets {key} in every trial (fix it with a --space "
+            f"file without it)")
+    study = tune(artifact, config, out, args.trials, seed=args.seed, space=space, log=log)
+    print(format_study(study))
+    print(f"study -> {out / 'study.db'}; best config -> {out / 'best.toml'} (kgrec train {out / 'best.toml'})")
     return 0
 
 
@@ -420,6 +452,23 @@ def make_parser() -> argparse.ArgumentParser:
                         "(README, Results, has the wall times measured with it)")
     k.add_argument("--quiet", action="store_true")
     k.set_defaults(func=_benchmark)
+
+    n = sub.add_parser("tune", help="search training settings with Optuna, chosen on validation NDCG",
+                       epilog=EXAMPLES["tune"], formatter_class=argparse.RawDescriptionHelpFormatter)
+    n.add_argument("spec", nargs="?", help="graph spec (TOML); the graph is built into OUT/graph")
+    n.add_argument("--graph", help="an existing graph artifact instead of a spec")
+    n.add_argument("--out", required=True, help="study directory (study.db, trials.csv, best.toml, trials/); "
+                                                "an existing study there is continued")
+    n.add_argument("--trials", type=int, required=True, help="finished trials wanted in total, earlier runs' included")
+    n.add_argument("--config", help="base training config (TOML): every key the search leaves alone")
+    n.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, as for 'kgrec train'")
+    n.add_argument("--space", help="search space (TOML): key = [low, high], { low, high, log = true } or "
+                                   "{ choices = [...] }; default: loss weights, model.layers, model.dim, pretrain.lr, "
+                                   "loss.l2")
+    n.add_argument("--seed", type=int, default=0, help="the sampler's seed (the trainings use the config's seed)")
+    n.add_argument("--device", default="cpu")
+    n.add_argument("--quiet", action="store_true", help="no line per trial")
+    n.set_defaults(func=_tune)
     return p
 
 

@@ -348,7 +348,8 @@ def _write_history(out: Path, rows: list[dict]) -> None:
 
 def _run_stage(stage: str, cfg: StageConfig, model: TransferModel, graph: RelationalGraph, data: _Batches,
                config: TrainConfig, task: RankingTask, out: Path, gen: torch.Generator, writer, history: list[dict],
-               resume: bool, progress: bool, log: Callable[[str], None]) -> dict:
+               resume: bool, progress: bool, log: Callable[[str], None],
+               on_epoch: Callable[[int, float], None] | None = None) -> dict:
     ckpt = out / "checkpoints" / f"{stage}.pt"
     params = _trainable(model, stage, config)
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -399,6 +400,8 @@ def _run_stage(stage: str, cfg: StageConfig, model: TransferModel, graph: Relati
         st["done"] = st["bad"] >= cfg.patience or epoch == cfg.epochs
         _save_checkpoint(ckpt, {"model": model.state_dict(), "optimizer": opt.state_dict(), "rng": torch.get_rng_state(),
                                 "generator": gen.get_state(), "stage": st})
+        if on_epoch is not None:
+            on_epoch(sum(1 for r in history if r["epoch"] > 0), m[key])
     if not st["done"]:  # zero epochs configured, or resumed a finished stage
         st["done"] = True
     if st["best_state"] is not None:
@@ -423,7 +426,7 @@ def is_run_dir(path: Path) -> bool:
 
 def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False,
           progress: bool = True, log: Callable[[str], None] = print, artifact: GraphArtifact | None = None,
-          init: dict | None = None) -> TrainResult:
+          init: dict | None = None, on_epoch: Callable[[int, float], None] | None = None) -> TrainResult:
     """Train one run (transfer or target-only, per ``config.mode``) into ``out``.
 
     Args:
@@ -435,6 +438,9 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
         log: where one-line progress messages go.
         artifact: the graph, when it is not (yet) on disk at ``config.graph``.
         init: a state dict to start from instead of a fresh initialisation (``kgrec update``).
+        on_epoch: called after every training epoch with the epochs trained so far, over all stages
+            (1, 2, ...), and that epoch's validation NDCG@k; it may raise to stop the run (``kgrec tune``
+            prunes a trial so), after the epoch's checkpoint is written.
 
     Raises:
         KgrecError: ``out`` holds another run, the graph is unusable, or the device is unavailable.
@@ -487,10 +493,12 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
         graph = RelationalGraph.from_hetero(target_only(artifact.data), device)
         data = _batches(artifact, graph, (TARGET,), config)
         stages = [("target_only", config.target_only, graph)]
-    for stage, cfg, graph in stages:
-        summary[stage] = _run_stage(stage, cfg, model, graph, data, config, valid, out, gen, writer, history,
-                                    resume, progress, log)
-    writer.close()
+    try:
+        for stage, cfg, graph in stages:
+            summary[stage] = _run_stage(stage, cfg, model, graph, data, config, valid, out, gen, writer, history,
+                                        resume, progress, log, on_epoch)
+    finally:  # on_epoch may raise
+        writer.close()
     final_graph = stages[-1][2]
     ks = config.eval.ks
     paths, path_graph, path_weight, path_valid = None, "", 0.0, {}
