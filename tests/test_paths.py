@@ -95,3 +95,52 @@ def test_ranking_several_scorings_at_once_equals_ranking_each(example_graph):
     together = rank_each(lambda u: [t[u] for t in tables], task, 4, memory_mb=1)
     for t, top in zip(tables, together):
         assert torch.equal(top, rank(lambda u: t[u], task, 4, memory_mb=1))
+
+
+def dense_rp3(graph: RelationalGraph, alpha: float, beta: float, hops: int) -> np.ndarray:
+    """RP3beta's walk: W[v, u] = deg(u)^-alpha for every edge u -> v, W^hops, the node reached / deg^beta."""
+    n = graph.num_nodes
+    w = np.zeros((n, n))
+    deg = np.zeros(n)
+    for s, _ in graph.edge_index.T.tolist():
+        deg[s] += 1
+    for s, d in graph.edge_index.T.tolist():
+        w[d, s] += deg[s] ** -alpha
+    return np.diag(np.maximum(deg, 1) ** -beta) @ np.linalg.matrix_power(w, hops)
+
+
+@pytest.mark.parametrize("alpha,beta,hops", [(0.25, 0.0, 3), (0.5, 0.25, 3), (1.0, 0.5, 1)])
+def test_rp3beta_walks_weigh_each_step_by_the_source_degree_and_the_item_by_its_popularity(example_graph, alpha,
+                                                                                          beta, hops):
+    graph = RelationalGraph.from_hetero(example_graph.data)
+    scorer = PathScorer(graph, hops, alpha, beta)
+    users = torch.arange(graph.sizes["user"])
+    items = torch.arange(graph.sizes["item"])
+    got = scorer.scores(users, items).numpy()
+    ref = dense_rp3(graph, alpha, beta, hops)
+    want = ref[np.ix_(items.numpy() + graph.offsets["item"], users.numpy() + graph.offsets["user"])].T
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
+def test_the_default_three_step_walk_ranks_like_rp3beta_at_alpha_one(example_graph):
+    # deg(u)^-a deg(i)^-1 deg(v)^-1 deg(j)^(a-1): RP3beta at (1, 1 - a) times a factor per user
+    graph = RelationalGraph.from_hetero(example_graph.data)
+    users = torch.arange(graph.sizes["user"])
+    items = torch.arange(graph.sizes["item"])
+    default = PathScorer(graph, 3, 0.75).scores(users, items)
+    rp3 = PathScorer(graph, 3, 1.0, 0.25).scores(users, items)
+    ratio = default / rp3.where(rp3 > 0, torch.ones_like(rp3))
+    for row, r in zip(ratio, rp3):
+        assert torch.allclose(row[r > 0], row[r > 0][0].expand(int((r > 0).sum())), rtol=1e-4)
+
+
+def test_a_run_chooses_its_filter_by_the_filters_own_validation_score(example_graph):
+    from kgrec.eval import evaluate, mean_metrics
+    from kgrec.train.trainer import choose_filter
+
+    graph = RelationalGraph.from_hetero(example_graph.data)
+    task = ranking_task(example_graph, "valid")
+    scorer, scores = choose_filter(graph, 3, 0.75, task, 10)
+    assert set(scores) == {"default"} | {f"rp3 a={a:g} b={b:g}" for a in (0.25, 0.5, 1.0) for b in (0.0, 0.25, 0.5)}
+    assert max(scores.values()) == pytest.approx(
+        mean_metrics(evaluate(lambda u: scorer.scores(u, task.items), task, (10,)))["ndcg@10"])

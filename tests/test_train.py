@@ -359,3 +359,18 @@ def test_without_path_scores_the_embeddings_score_alone(artifact_dir, tmp_path):
     assert results["path_graph"] == ""
     with pytest.raises(SpecError, match="model.path_hops.*odd"):
         parse_config({"graph": "g", "model": {"path_hops": 2}})
+
+
+def test_the_chosen_walk_filter_is_recorded_and_served(artifact_dir, tmp_path):
+    import json
+
+    from kgrec.serve import load_run
+    from kgrec.serve.run import path_scorer
+
+    res = run(config(artifact_dir, **{"pretrain.epochs": 2, "finetune.epochs": 1}), tmp_path / "r")
+    saved = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert saved["path_filter"] == {"alpha": res.paths.alpha, "beta": res.paths.beta}
+    loaded = load_run(tmp_path / "r")
+    assert loaded.path_filter == saved["path_filter"]
+    walks = path_scorer(loaded.config, loaded.artifact, loaded.path_graph, "cpu", loaded.path_filter)
+    assert (walks.alpha, walks.beta) == (res.paths.alpha, res.paths.beta)

@@ -10,9 +10,16 @@ nothing is compressed into 64 dimensions. It is the non-parametric filter of GF-
 (Shen et al., CIKM 2021) and LinkProp-style link prediction, and is sharpest where
 interactions are few per user, as on the Amazon sets.
 
+With ``beta`` given the walk is RP3beta's instead (Paudel et al. 2016; the tuned item-kNN of
+Dacrema et al. 2019): each step ``u -> v`` weighted ``deg(u)^-alpha`` (the transition
+probability raised to ``alpha``) and the item reached divided by ``deg(i)^beta``. For three
+hops the default above is RP3beta at ``(alpha, beta) = (1, 1 - alpha)`` up to a factor per user.
+A run chooses its filter among :data:`FILTERS` by the filter's own validation NDCG.
+
 The model's final score is ``z(embedding score) + w · z(path score)``, each standardised
 over the candidate items of a user, with ``w`` chosen on validation among
-:data:`PATH_WEIGHTS` (``0`` keeps the embeddings alone).
+:data:`PATH_WEIGHTS` (``0`` keeps the embeddings alone; ``16`` all but the filter alone, the
+embeddings breaking its ties).
 """
 from __future__ import annotations
 
@@ -21,7 +28,11 @@ from torch import Tensor
 
 from kgrec.models.graph import RelationalGraph, sparse_op, spmm
 
-PATH_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+PATH_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 16.0)
+#: the walk exponents a run chooses among: RP3beta's (alpha, each beta of FILTER_BETAS), and ``None`` for
+#: the default walk at the config's ``path_alpha``
+FILTER_ALPHAS = (0.25, 0.5, 1.0)
+FILTER_BETAS = (0.0, 0.25, 0.5)
 
 
 class PathScorer:
@@ -31,16 +42,19 @@ class PathScorer:
         graph: the graph to walk.
         hops: walk length (odd, so that user -> ... -> item).
         alpha: degree exponent of the walk's source end (see the module docstring).
+        beta: ``None`` for the default walk; else RP3beta's popularity exponent of the item reached
+            (and every step weighted ``deg(u)^-alpha`` alone).
     """
 
-    def __init__(self, graph: RelationalGraph, hops: int = 3, alpha: float = 0.75):
+    def __init__(self, graph: RelationalGraph, hops: int = 3, alpha: float = 0.75, beta: float | None = None):
         if hops < 1 or hops % 2 == 0:
             raise ValueError(f"hops must be odd (user -> item takes 1, 3, 5 ... steps), got {hops}")
-        self.graph, self.hops, self.alpha = graph, hops, alpha
+        self.graph, self.hops, self.alpha, self.beta = graph, hops, alpha, beta
         src, dst = graph.edge_index
         deg = torch.bincount(src, minlength=graph.num_nodes).float().clamp(min=1)
         self._deg = deg
-        self._edges = (src, dst, deg[src].pow(-alpha) * deg[dst].pow(alpha - 1))
+        into = 0.0 if beta is not None else alpha - 1
+        self._edges = (src, dst, deg[src].pow(-alpha) * deg[dst].pow(into))
         self._walk = sparse_op(dst, src, self._edges[2], (graph.num_nodes, graph.num_nodes))  # row v: u -> v
         self._towards: dict[bytes, tuple] = {}
 
@@ -86,7 +100,14 @@ class PathScorer:
             + torch.repeat_interleave(lo, counts)
         first = torch.zeros(g.num_nodes, len(users), device=g.device)
         first[col[idx], column] = val[idx]
-        return self._walks(first, items.to(g.device) + g.offsets["item"]).T
+        return self._popularity(self._walks(first, items.to(g.device) + g.offsets["item"]).T, items)
+
+    def popularity_penalty(self, items: Tensor, beta: float) -> Tensor:
+        """``[M]``: ``deg(i)^-beta`` of ``items`` (type-local indices)."""
+        return self._deg[items.to(self.graph.device) + self.graph.offsets["item"]].pow(-beta)
+
+    def _popularity(self, scores: Tensor, items: Tensor) -> Tensor:
+        return scores if not self.beta else scores * self.popularity_penalty(items, self.beta)
 
     def history_scores(self, items: Tensor, candidates: Tensor) -> Tensor:
         """``[1, M]`` path scores of a new user who interacted with ``items`` (distinct), against
@@ -95,8 +116,9 @@ class PathScorer:
         g = self.graph
         rows = items.to(g.device) + g.offsets["item"]
         first = torch.zeros(g.num_nodes, 1, device=g.device)
-        first[rows, 0] = float(max(len(items), 1)) ** -self.alpha * self._deg[rows].pow(self.alpha - 1)
-        return self._walks(first, candidates.to(g.device) + g.offsets["item"]).T
+        into = 0.0 if self.beta is not None else self.alpha - 1
+        first[rows, 0] = float(max(len(items), 1)) ** -self.alpha * self._deg[rows].pow(into)
+        return self._popularity(self._walks(first, candidates.to(g.device) + g.offsets["item"]).T, candidates)
 
 
 def standardise(scores: Tensor) -> Tensor:

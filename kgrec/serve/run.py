@@ -22,12 +22,15 @@ from kgrec.train.trainer import resolve_device
 
 
 def path_scorer(config: TrainConfig, artifact: GraphArtifact, path_graph: str,
-                device: torch.device | str = "cpu") -> PathScorer:
+                device: torch.device | str = "cpu", path_filter: dict | None = None) -> PathScorer:
     """A run's walk scorer over ``path_graph``, ``"merged"`` (where the domains meet) or ``"target"``
-    (the target's own graph; always so for target-only runs), with the config's ``path_hops`` and
-    ``path_alpha``."""
+    (the target's own graph; always so for target-only runs), with the config's ``path_hops`` and the
+    filter the run chose (``path_filter``: ``alpha``, ``beta``; the config's ``path_alpha`` and the
+    default walk for runs that did not choose one)."""
     data = artifact.data if path_graph == "merged" and config.mode == "transfer" else target_only(artifact.data)
-    return PathScorer(RelationalGraph.from_hetero(data, device), config.model.path_hops, config.model.path_alpha)
+    chosen = path_filter or {}
+    return PathScorer(RelationalGraph.from_hetero(data, device), config.model.path_hops,
+                      chosen.get("alpha", config.model.path_alpha), chosen.get("beta"))
 
 
 def build_model(saved: dict, device: torch.device | str = "cpu") -> TransferModel:
@@ -54,6 +57,8 @@ class Run:
         path_weight: the weight of the walk scores blended with the head's (chosen on
             validation at training; 0: embeddings alone). See :mod:`kgrec.models.paths`.
         path_graph: what the walks cross, ``"merged"`` or ``"target"`` (chosen with the weight).
+        path_filter: the walk's exponents the run chose, ``{"alpha": a, "beta": b}`` (``beta`` None:
+            the default walk; empty for runs from before the choice existed).
     """
 
     path: Path
@@ -64,6 +69,7 @@ class Run:
     view: str = "merged"
     path_weight: float = 0.0
     path_graph: str = "merged"
+    path_filter: dict = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -83,7 +89,8 @@ class Run:
         if self.path_weight == 0:
             return None
         if "paths" not in self._cache:
-            self._cache["paths"] = path_scorer(self.config, self.artifact, self.path_graph, self.device)
+            self._cache["paths"] = path_scorer(self.config, self.artifact, self.path_graph, self.device,
+                                               self.path_filter)
         return self._cache["paths"]
 
     def message_passing_data(self):
@@ -219,4 +226,5 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
                          f"(node counts or relations differ)")
     return Run(path, config, artifact, build_model(saved, dev), graph, saved["graph_view"],
                float(saved.get("path_weight", 0.0)),
-               saved.get("path_graph") or ("merged" if config.mode == "transfer" else "target"))
+               saved.get("path_graph") or ("merged" if config.mode == "transfer" else "target"),
+               dict(saved.get("path_filter") or {}))

@@ -154,7 +154,7 @@ def update(run: Run, interactions: str | Path, out: str | Path, epochs: int = 3,
     before_model = build_model(saved, run.device)
     ks = run.config.eval.ks
     valid, test = ranking_task(artifact, "valid"), ranking_task(artifact, "test", exclude=("train", "valid"))
-    paths = path_scorer(run.config, artifact, run.path_graph, run.device) if run.path_weight else None
+    paths = path_scorer(run.config, artifact, run.path_graph, run.device, run.path_filter) if run.path_weight else None
     before = {split: mean_metrics(validate(before_model, graph, task, ks, paths=paths, path_weight=run.path_weight))
               for split, task in (("valid", valid), ("test", test)) if len(task.users)}
     cfg = run.config

@@ -54,7 +54,7 @@ from kgrec.models import RelationalGraph, TransferModel
 from kgrec.models.encoder import ModelConfig
 from kgrec.models.features import load_vectors, text_features
 from kgrec.models.heads import MLPHead
-from kgrec.models.paths import PATH_WEIGHTS, PathScorer, blend, blends
+from kgrec.models.paths import FILTER_ALPHAS, FILTER_BETAS, PATH_WEIGHTS, PathScorer, blend, blends
 from kgrec.train.config import StageConfig, TrainConfig, to_toml
 from kgrec.train.losses import RANKING_LOSSES, adversarial_loss, info_nce, kg_loss, l2_penalty, mmd
 from kgrec.train.sampling import NegativeSampler
@@ -329,6 +329,38 @@ def choose_path_weight(model: TransferModel, graph: RelationalGraph, paths: Path
     return best, scores
 
 
+@torch.no_grad()
+def _filter_name(paths: PathScorer) -> str:
+    return f"default walk, alpha {paths.alpha:g}" if paths.beta is None else f"RP3beta alpha {paths.alpha:g} beta {paths.beta:g}"
+
+
+def _filter_dict(paths: PathScorer | None) -> dict:
+    return {} if paths is None else {"alpha": paths.alpha, "beta": paths.beta}
+
+
+def choose_filter(graph: RelationalGraph, hops: int, default_alpha: float, task: RankingTask, k: int,
+                  memory_mb: int = 256) -> tuple[PathScorer, dict[str, float]]:
+    """The walk filter with the best NDCG@``k`` on ``task`` by its own scores: the default walk at
+    ``default_alpha``, or RP3beta at each ``alpha`` of :data:`FILTER_ALPHAS` and ``beta`` of
+    :data:`FILTER_BETAS` (one walk per alpha; a tie keeps the earlier). Returns the scorer and
+    every candidate's NDCG@``k`` by name (``"default"``, ``"rp3 a=0.5 b=0.25"``)."""
+    scores, best, best_value = {}, (default_alpha, None), -1.0
+    for alpha, betas in [(default_alpha, (None,))] + [(a, FILTER_BETAS) for a in FILTER_ALPHAS]:
+        scorer = PathScorer(graph, hops, alpha, None if betas == (None,) else 0.0)
+        penalty = [None if b is None else scorer.popularity_penalty(task.items, b) for b in betas]
+
+        def every_beta(users: Tensor) -> list[Tensor]:
+            walks = scorer.scores(users, task.items)
+            return [walks if p is None else walks * p for p in penalty]
+        tops = rank_each(every_beta, task, k, memory_mb, graph.device, matrices=len(betas) + 1)
+        for b, top in zip(betas, tops):
+            name = "default" if b is None else f"rp3 a={alpha:g} b={b:g}"
+            scores[name] = mean_metrics(metrics_of_top(top, task, (k,)))[f"ndcg@{k}"]
+            if scores[name] > best_value:
+                best_value, best = scores[name], (alpha, b)
+    return PathScorer(graph, hops, *best), scores
+
+
 def _save_checkpoint(path: Path, state: dict) -> None:
     buf = io.BytesIO()
     torch.save(state, buf)
@@ -501,19 +533,22 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
         writer.close()
     final_graph = stages[-1][2]
     ks = config.eval.ks
-    paths, path_graph, path_weight, path_valid = None, "", 0.0, {}
+    paths, path_graph, path_weight, path_valid, filters = None, "", 0.0, {}, {}
     key = f"ndcg@{config.eval.k}"
     if config.model.path_hops > 0:
         best = -1.0
         for view, walked in walk_graphs(config, artifact, merged, final_graph).items():
-            scorer = PathScorer(walked, config.model.path_hops, config.model.path_alpha)
+            scorer, filters[view] = choose_filter(walked, config.model.path_hops, config.model.path_alpha, valid,
+                                                  config.eval.k, config.eval.memory_mb)
             weight, by_weight = choose_path_weight(model, final_graph, scorer, valid, ks, config.eval.k,
                                                    config.eval.memory_mb)
             path_valid[view] = {w: m[key] for w, m in by_weight.items()}
             if by_weight[weight][key] > best:  # a tie keeps the first: merged before target
                 best, paths, path_graph, path_weight = by_weight[weight][key], scorer, view, weight
                 valid_m = by_weight[weight]
-        log(f"path scores: walks over the {path_graph} graph at blend weight {path_weight}, chosen on validation ("
+        log(f"path scores: walks over the {path_graph} graph ({_filter_name(paths)}) at blend weight {path_weight}, "
+            f"chosen on validation (filters alone: " + "; ".join(f"{view}: " + ", ".join(
+                f"{n} {v:.4f}" for n, v in by.items()) for view, by in filters.items()) + "; blends: "
             + "; ".join(f"{view}: " + ", ".join(f"{w}: {v:.4f}" for w, v in by.items())
                         for view, by in path_valid.items()) + f" {key})")
     else:
@@ -525,10 +560,10 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
         "num_relations": merged.num_relations, "relations": merged.relations,
         "feature_dims": {t: int(getattr(model.encoder, f"features_{t}").shape[1]) for t in model.encoder.projections},
         "discriminator": model.discriminator is not None, "graph_view": "merged" if final_graph is merged else "target_only",
-        "path_graph": path_graph, "path_weight": path_weight})
+        "path_graph": path_graph, "path_weight": path_weight, "path_filter": _filter_dict(paths)})
     results = {"valid": valid_m, "test": test_m, "valid_users": len(valid.users), "test_users": len(test.users),
                "metrics": list(METRICS), "ks": list(ks), "path_graph": path_graph,
-               "path_weight": path_weight,
+               "path_weight": path_weight, "path_filter": _filter_dict(paths), "path_filter_valid": filters,
                "path_weight_valid": {view: {str(w): v for w, v in by.items()} for view, by in path_valid.items()}}
     with atomic_file(out / "results.json") as f:
         json.dump(results, f, indent=2)
