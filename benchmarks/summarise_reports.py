@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kgrec.eval.benchmark import gain_comparisons
+from kgrec.eval.benchmark import gain_comparisons, transfer_gain
 COLUMNS = [("all", "ndcg@10"), ("all", "recall@20"), ("all", "ndcg@20"), ("cold_start", "ndcg@20"),
            ("all", "sampled_hr@10"), ("all", "sampled_ndcg@10")]
 
@@ -64,10 +64,40 @@ def summarise(report: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def headline(reports: list[Path], metric: str = "ndcg@10") -> str:
+    """One row per report: kgrec against the best target-only model, the best cross-domain baseline,
+    and the transfer model alone against the best target-only model (``metric``, mean over seeds,
+    gain and Wilcoxon p over users), every model chosen on validation as in the reports."""
+    lines = [f"| benchmark | seeds | kgrec {metric} | vs best target-only | vs best cross-domain | "
+             f"transfer alone vs best target-only |", "|---|---|---|---|---|---|"]
+    for report in reports:
+        results = pd.read_csv(report / "results.csv")
+        users = pd.read_parquet(report / "per_user.parquet")
+        rows = {q: (m, b) for q, m, b in gain_comparisons(results, tuple(dict.fromkeys(results["model"])))}
+        cells = []
+        for q in ("vs the best target-only model", "vs the best cross-domain baseline",
+                  "transfer alone vs the best target-only model"):
+            if q not in rows:
+                cells.append("–")
+                continue
+            t = transfer_gain(users, *rows[q], metric)
+            cells.append(f"{t['gain']:+.1%} vs `{t['baseline']}` {t['baseline_mean']:.4f} (p {t['p_users']:.2g})")
+        kgrec = users[users["model"] == "kgrec"].groupby("seed")[metric].mean()
+        seeds = ", ".join(str(s) for s in sorted(set(results["seed"])))
+        lines.append(f"| {report.name} | {seeds} | {kgrec.mean():.4f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("reports", nargs="+", type=Path)
-    for report in p.parse_args().reports:
+    p.add_argument("--headline", action="store_true", help="one row per report: kgrec's gains (the README's table)")
+    p.add_argument("--metric", default="ndcg@10", help="the headline's metric")
+    args = p.parse_args()
+    if args.headline:
+        print(headline(args.reports, args.metric))
+        return
+    for report in args.reports:
         print(summarise(report))
 
 

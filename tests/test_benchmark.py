@@ -183,6 +183,8 @@ def test_benchmark_writes_a_report_and_reuses_the_graph(tmp_path):
     row = next(line for line in table.splitlines() if line.startswith("| lightgcn |"))
     assert row.split("|")[2].strip().startswith(f"{mean:.4f}")
     assert "`kgrec` vs the best cross-domain baseline (`lightgcn_merged`" in table
+    head = summarise.headline([out]).splitlines()
+    assert head[2].startswith("| r | 0, 1 | ") and "vs `" in head[2]  # kgrec's gains, one row per report
 
 
 def test_seeds_run_in_parallel_processes_give_the_same_report(example_graph, tmp_path):
