@@ -290,7 +290,7 @@ def _spec_or_graph(args: argparse.Namespace, out: Path):
 
 
 def _benchmark(args: argparse.Namespace) -> int:
-    from kgrec.eval.benchmark import DEFAULT_MODELS, run_benchmark, save_settings
+    from kgrec.eval.benchmark import CROSS_DOMAIN, DEFAULT_MODELS, SOURCE_MODELS, run_benchmark, save_settings
     from kgrec.train.config import make_config
 
     out = Path(args.out)
@@ -301,6 +301,8 @@ def _benchmark(args: argparse.Namespace) -> int:
         ("kgrec_transfer_upper",) if config.model.transform or config.model.layer == "rgcn" else ()) + (
         ("kgrec_transfer_frozen",) if config.model.head != "dot" else ()) + (
         ("kgrec_transfer_target",) if config.finetune.graph == "merged" else ())
+    if not args.models and not len(artifact.split("train", "source")[0]):  # one domain: nothing to transfer
+        models = tuple(m for m in models if m not in SOURCE_MODELS + CROSS_DOMAIN)
     seeds = tuple(int(s) for s in args.seeds.split(","))
     start = time.perf_counter()
     log = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))

@@ -256,3 +256,19 @@ def test_a_model_without_randomness_is_fitted_once_and_reported_under_every_seed
     assert set(paths["seed"]) == {0, 1}
     by_seed = paths.pivot_table(index=["group", "metric"], columns="seed", values="value")
     assert (by_seed[0] == by_seed[1]).all()
+
+
+def test_transfer_models_on_a_one_domain_graph_are_refused_before_any_training(tmp_path):
+    from kgrec import build_graph, load_spec
+    from kgrec.errors import KgrecError
+    from kgrec.eval.benchmark import run_benchmark
+    from kgrec.train.config import make_config
+
+    (tmp_path / "t.csv").write_text("user,item\n" + "".join(f"u{u},i{(u + k) % 7}\n" for u in range(8) for k in range(4)))
+    (tmp_path / "s.toml").write_text('name = "one"\n[target]\npath = "t.csv"\nsplit = { method = "loo" }\n')
+    g = build_graph(load_spec(tmp_path / "s.toml"))
+    messages = []
+    with pytest.raises(KgrecError, match="kgrec_transfer"):
+        run_benchmark(g, make_config(None, {"graph": "unused"}), tmp_path / "r", ("mostpop", "kgrec_transfer"), (0,),
+                      sampled=0, log=messages.append)
+    assert messages == []  # refused before mostpop was fitted

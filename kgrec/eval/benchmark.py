@@ -58,6 +58,8 @@ DEFAULT_MODELS = BASELINES + ("kgrec_target_only", "kgrec_transfer")
 TARGET_ONLY = ("mostpop", "bprmf", "lightgcn", "paths", "ease", "rp3beta", "kgrec_target_only")
 TRAINED_CROSS_DOMAIN = ("lightgcn_merged", "cmf", "emcdr")
 CROSS_DOMAIN = (*TRAINED_CROSS_DOMAIN, "paths_merged", "rp3beta_merged")
+#: models that cannot train without a source domain (its training interactions)
+SOURCE_MODELS = ("kgrec_transfer", *FINETUNE_VARIANTS)
 #: models with no randomness: fitted with the first seed only, the same rows under every seed
 DETERMINISTIC = ("mostpop", "paths", "paths_merged", "ease", "rp3beta", "rp3beta_merged")
 KS = (10, 20)
@@ -206,6 +208,10 @@ def run_benchmark(artifact: GraphArtifact, config: TrainConfig, out: str | Path,
     if "kgrec_transfer_frozen" in models and config.model.head == "dot":
         raise KgrecError("kgrec_transfer_frozen trains the head only; the 'dot' head has none: "
                          "set model.head = 'distmult' (--set model.head=distmult) or leave that model out")
+    needs_source = [m for m in models if m in SOURCE_MODELS]
+    if needs_source and not len(artifact.split("train", "source")[0]):
+        raise KgrecError(f"{', '.join(needs_source)} need(s) source training interactions, and this graph has one "
+                         f"domain: leave them out of --models")
     if jobs < 1:
         raise KgrecError(f"jobs must be at least 1, got {jobs}")
     out = Path(out)
