@@ -11,13 +11,13 @@ from kgrec.models import RelationalGraph
 from kgrec.models.paths import PathScorer, blend, blends, standardise
 
 
+def out_degrees(graph: RelationalGraph) -> np.ndarray:
+    return np.bincount(graph.edge_index[0].numpy(), minlength=graph.num_nodes).astype(float)
+
+
 def dense_walks(graph: RelationalGraph, alpha: float, hops: int) -> np.ndarray:
     """The reference: W[v, u] = deg(u)^-alpha deg(v)^(alpha-1) for every edge u -> v, W^hops."""
-    n = graph.num_nodes
-    w = np.zeros((n, n))
-    deg = np.zeros(n)
-    for s, _ in graph.edge_index.T.tolist():
-        deg[s] += 1
+    w, deg = np.zeros((graph.num_nodes, graph.num_nodes)), out_degrees(graph)
     for s, d in graph.edge_index.T.tolist():
         w[d, s] += deg[s] ** -alpha * deg[d] ** (alpha - 1)
     return np.linalg.matrix_power(w, hops)
@@ -99,11 +99,7 @@ def test_ranking_several_scorings_at_once_equals_ranking_each(example_graph):
 
 def dense_rp3(graph: RelationalGraph, alpha: float, beta: float, hops: int) -> np.ndarray:
     """RP3beta's walk: W[v, u] = deg(u)^-alpha for every edge u -> v, W^hops, the node reached / deg^beta."""
-    n = graph.num_nodes
-    w = np.zeros((n, n))
-    deg = np.zeros(n)
-    for s, _ in graph.edge_index.T.tolist():
-        deg[s] += 1
+    w, deg = np.zeros((graph.num_nodes, graph.num_nodes)), out_degrees(graph)
     for s, d in graph.edge_index.T.tolist():
         w[d, s] += deg[s] ** -alpha
     return np.diag(np.maximum(deg, 1) ** -beta) @ np.linalg.matrix_power(w, hops)
