@@ -140,3 +140,15 @@ def test_a_run_chooses_its_filter_by_the_filters_own_validation_score(example_gr
     assert set(scores) == {"default"} | {f"rp3 a={a:g} b={b:g}" for a in (0.25, 0.5, 1.0) for b in (0.0, 0.25, 0.5)}
     assert max(scores.values()) == pytest.approx(
         mean_metrics(evaluate(lambda u: scorer.scores(u, task.items), task, (10,)))["ndcg@10"])
+
+
+def test_another_beta_shares_the_walk_and_scores_like_a_fresh_scorer(example_graph):
+    graph = RelationalGraph.from_hetero(example_graph.data)
+    users, items = torch.arange(graph.sizes["user"]), example_graph.items_of("target")
+    walk = PathScorer(graph, 3, 0.5, 0.0)
+    walk.scores(users, items)
+    other = walk.with_beta(0.25)
+    assert other._towards is walk._towards and walk.beta == 0.0
+    torch.testing.assert_close(other.scores(users, items), PathScorer(graph, 3, 0.5, 0.25).scores(users, items))
+    with pytest.raises(ValueError):
+        PathScorer(graph, 3, 0.75).with_beta(0.25)

@@ -100,7 +100,7 @@ def duplicate_audit(g: GraphArtifact, min_users: int = 2) -> dict:
     pairs = identical_user_sets(src, tgt, min_users)
     source_train = src[src["split"] == "train"]
     out: dict = {"listings": int(len(pairs)), "min_users": min_users}
-    live = tgt[~tgt["duplicate"]] if "duplicate" in tgt else tgt
+    live = tgt[~tgt["duplicate"]]
     dup = duplicate_held_out(live, source_train, pairs)
     for split in ("valid", "test"):
         m = (live["split"] == split).to_numpy()

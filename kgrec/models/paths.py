@@ -23,6 +23,8 @@ embeddings breaking its ties).
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import Tensor
 
@@ -101,6 +103,15 @@ class PathScorer:
         first = torch.zeros(g.num_nodes, len(users), device=g.device)
         first[col[idx], column] = val[idx]
         return self._popularity(self._walks(first, items.to(g.device) + g.offsets["item"]).T, items)
+
+    def with_beta(self, beta: float) -> "PathScorer":
+        """The same RP3beta walk with another popularity exponent, sharing this scorer's operators and
+        cache (the exponent only scales the items reached)."""
+        if self.beta is None:
+            raise ValueError("with_beta applies to an RP3beta walk (beta given), not the default walk")
+        other = copy.copy(self)
+        other.beta = beta
+        return other
 
     def popularity_penalty(self, items: Tensor, beta: float) -> Tensor:
         """``[M]``: ``deg(i)^-beta`` of ``items`` (type-local indices)."""

@@ -329,7 +329,6 @@ def choose_path_weight(model: TransferModel, graph: RelationalGraph, paths: Path
     return best, scores
 
 
-@torch.no_grad()
 def _filter_name(paths: PathScorer) -> str:
     return f"default walk, alpha {paths.alpha:g}" if paths.beta is None else f"RP3beta alpha {paths.alpha:g} beta {paths.beta:g}"
 
@@ -338,13 +337,14 @@ def _filter_dict(paths: PathScorer | None) -> dict:
     return {} if paths is None else {"alpha": paths.alpha, "beta": paths.beta}
 
 
+@torch.no_grad()
 def choose_filter(graph: RelationalGraph, hops: int, default_alpha: float, task: RankingTask, k: int,
                   memory_mb: int = 256) -> tuple[PathScorer, dict[str, float]]:
     """The walk filter with the best NDCG@``k`` on ``task`` by its own scores: the default walk at
     ``default_alpha``, or RP3beta at each ``alpha`` of :data:`FILTER_ALPHAS` and ``beta`` of
     :data:`FILTER_BETAS` (one walk per alpha; a tie keeps the earlier). Returns the scorer and
     every candidate's NDCG@``k`` by name (``"default"``, ``"rp3 a=0.5 b=0.25"``)."""
-    scores, best, best_value = {}, (default_alpha, None), -1.0
+    scores, best, best_value = {}, None, -1.0
     for alpha, betas in [(default_alpha, (None,))] + [(a, FILTER_BETAS) for a in FILTER_ALPHAS]:
         scorer = PathScorer(graph, hops, alpha, None if betas == (None,) else 0.0)
         penalty = [None if b is None else scorer.popularity_penalty(task.items, b) for b in betas]
@@ -357,8 +357,8 @@ def choose_filter(graph: RelationalGraph, hops: int, default_alpha: float, task:
             name = "default" if b is None else f"rp3 a={alpha:g} b={b:g}"
             scores[name] = mean_metrics(metrics_of_top(top, task, (k,)))[f"ndcg@{k}"]
             if scores[name] > best_value:
-                best_value, best = scores[name], (alpha, b)
-    return PathScorer(graph, hops, *best), scores
+                best_value, best = scores[name], scorer if b is None else scorer.with_beta(b)
+    return best, scores
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
