@@ -79,6 +79,16 @@ def test_build_overwrite_refuses_a_directory_of_the_users_own_files(tmp_path, ca
     no_temporaries(tmp_path, "mine")
 
 
+def test_build_overwrite_refuses_a_directory_whose_manifest_is_not_json(tmp_path, capsys):
+    out = tmp_path / "looks_like_ours"
+    out.mkdir()
+    (out / "manifest.json").write_bytes(b"\xff\xfe not json")
+    (out / "graph.pt").write_bytes(b"my own bytes")
+    before = snapshot(out)
+    refused(capsys, build(out, "--overwrite"), out, "not a kgrec graph artifact")
+    assert snapshot(out) == before
+
+
 def test_build_overwrite_refuses_a_plain_file(tmp_path, capsys):
     out = tmp_path / "thesis.docx"
     out.write_bytes(b"years of work")

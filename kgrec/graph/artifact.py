@@ -43,7 +43,10 @@ def is_artifact_dir(path: Path) -> bool:
     manifest = Path(path) / "manifest.json"
     if not manifest.is_file() or not (Path(path) / "graph.pt").is_file():
         return False
-    data = json.loads(manifest.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # unreadable or not JSON: not something kgrec wrote, so never replaced
+        return False
     return isinstance(data, dict) and "format" in data
 
 
