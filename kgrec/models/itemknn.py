@@ -126,7 +126,8 @@ class RP3beta:
 
     Args:
         pairs: ``(user, item)`` training pairs; items index ``[0, n_items)``.
-        n_users, n_items: the matrix's shape.
+        n_users: the matrix's rows.
+        n_items: the matrix's columns.
         alpha: the degree exponent of the walk's item -> user and user -> item steps.
         items: the columns to score (say the target's items of a merged matrix).
     """

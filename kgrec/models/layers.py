@@ -38,7 +38,8 @@ class CompGCNLayer(nn.Module):
     :math:`h_v' = \sum c_{uv} \phi(h_u, z_r)` and :math:`z_r' = z_r`.
 
     Args:
-        in_dim, out_dim: feature sizes.
+        in_dim: input feature size.
+        out_dim: output feature size.
         composition: ``"sub"``, ``"mult"`` or ``"none"``.
         transform: apply :math:`W_{self}, W_{dir}, W_{rel}`; without them the layer has no parameters.
         init: ``"identity"`` (square layers start at :math:`W_{dir} = W_{rel} = I`,
@@ -109,7 +110,8 @@ class RGCNLayer(nn.Module):
     through unchanged.
 
     Args:
-        in_dim, out_dim: feature sizes.
+        in_dim: input feature size.
+        out_dim: output feature size.
         num_relations: R.
         num_bases: B; ``0`` gives every relation its own full matrix.
 

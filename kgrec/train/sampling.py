@@ -15,7 +15,8 @@ class NegativeSampler:
     (probability proportional to training degree ** ``alpha``, each item at least once).
 
     Args:
-        users, pos: ``[P]`` the training pairs (user and item indices).
+        users: ``[P]`` the training pairs' user indices.
+        pos: ``[P]`` the training pairs' item indices.
         items: ``[M]`` candidate items.
         num_users: user index bound.
     """
