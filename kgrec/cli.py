@@ -451,7 +451,7 @@ def make_parser() -> argparse.ArgumentParser:
     k.add_argument("--device", default="cpu")
     k.add_argument("--jobs", type=int, default=1,
                    help="(seed, model) trainings run at once, each in its own process with an equal share of the CPU threads "
-                        "(README, Results, has the wall times measured with it)")
+                        "(docs/results.md has the wall times measured with it)")
     k.add_argument("--quiet", action="store_true")
     k.set_defaults(func=_benchmark)
 

@@ -1,6 +1,6 @@
 """Top-K ranking metrics from ranked lists.
 
-Conventions (also in the README):
+Conventions (also in docs/guide/evaluation.md):
 - ``hits[u, j]`` is true when the j-th ranked item of user u is relevant.
 - Recall@K divides by the user's number of relevant items ``n_u``; NDCG@K's
   ideal DCG places ``min(n_u, K)`` relevant items first; MAP@K divides by

@@ -24,7 +24,7 @@ MovieLens-100K); ``p`` is the share of deals reaching the observed lift, ``(hits
 the relation could point users to, against the same share over the deals.
 
 A high lift says the relation agrees with what users do; it does not say a model will gain from
-it, since the interactions may already say the same (the README's Last.FM section measures both).
+it, since the interactions may already say the same (docs/findings.md, Last.FM, measures both).
 """
 from __future__ import annotations
 

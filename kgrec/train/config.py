@@ -11,7 +11,7 @@
     [target_only]  epochs, lr, batch_size, patience, ...
     [eval]         k, ks, memory_mb
 
-Every key is optional except ``graph``; see ``kgrec train --help`` and the README.
+Every key is optional except ``graph``; see ``kgrec train --help`` and docs/guide/training.md.
 """
 from __future__ import annotations
 
