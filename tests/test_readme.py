@@ -130,3 +130,9 @@ def test_the_own_data_walk_through_runs_as_shown(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "exports" / "mine" / "items.faiss").is_file()
     rows = [line for line in outputs["recommend"].splitlines() if line.split()[:1] == ["u4"]]
     assert [int(row.split()[1]) for row in rows] == [1, 2, 3, 4, 5]  # --k 5, ranked
+
+
+def test_every_link_in_the_readme_leads_to_a_file_of_the_repository():
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", README)
+    assert links
+    assert [link for link in links if not (ROOT / link).exists()] == []
