@@ -50,6 +50,13 @@ def test_every_api_directive_names_a_module_or_object_that_imports(target):
     pytest.fail(f"{target}: nothing of it imports")
 
 
+def test_every_docs_page_is_in_the_site_nav():
+    nav = (ROOT / "mkdocs.yml").read_text()
+    pages = sorted(str(p.relative_to(ROOT / "docs")) for p in (ROOT / "docs").rglob("*.md"))
+    missing = [page for page in pages if f" {page}" not in nav]
+    assert not missing, f"add these to the nav in mkdocs.yml (mkdocs build --strict fails without): {missing}"
+
+
 def _results_page():
     spec = importlib.util.spec_from_file_location("results_page", ROOT / "benchmarks" / "results_page.py")
     module = importlib.util.module_from_spec(spec)
