@@ -28,7 +28,7 @@ import shlex
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]  # this checkout's kgrec
 from summarise_reports import headline, summarise  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
