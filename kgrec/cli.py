@@ -290,7 +290,7 @@ def _spec_or_graph(args: argparse.Namespace, out: Path):
 
 
 def _benchmark(args: argparse.Namespace) -> int:
-    from kgrec.eval.benchmark import CROSS_DOMAIN, DEFAULT_MODELS, SOURCE_MODELS, run_benchmark, save_settings
+    from kgrec.benchmark import CROSS_DOMAIN, DEFAULT_MODELS, SOURCE_MODELS, run_benchmark, save_settings
     from kgrec.train.config import make_config
 
     out = Path(args.out)
