@@ -1,7 +1,10 @@
 """A trained run, loaded for use: the model, its graph, id lookups and readable labels.
 
-``load_run(path)`` is what ``recommend``, ``explain``, ``export`` and
-``evaluate`` start from, in the CLI and in notebooks alike.
+``load_run(path)`` is what ``recommend``, ``explain``, ``export_embeddings``,
+``evaluate_run`` and ``update`` start from, in the CLI and in notebooks alike.
+``Run`` holds the state; those functions (``kgrec.serve.*``) take it as their
+first argument, so the imports point one way: they import this module, never
+the reverse.
 """
 from __future__ import annotations
 
@@ -173,27 +176,6 @@ class Run:
     def results(self) -> dict:
         """The run's ``results.json``."""
         return json.loads((self.path / "results.json").read_text())
-
-    # The methods below are shorthands for the functions of kgrec.serve, for notebooks.
-    def recommend(self, user: str, k: int = 10, exclude_seen: bool = True):
-        """:func:`kgrec.serve.recommend`."""
-        from kgrec.serve.recommend import recommend
-        return recommend(self, user, k, exclude_seen)
-
-    def explain(self, user: str, item: str, max_paths: int = 3):
-        """:func:`kgrec.serve.explain`."""
-        from kgrec.serve.explain import explain
-        return explain(self, user, item, max_paths)
-
-    def export(self, out: str | Path, fmt: str = "parquet", overwrite: bool = False) -> Path:
-        """:func:`kgrec.serve.export_embeddings`."""
-        from kgrec.serve.embeddings import export_embeddings
-        return export_embeddings(self, out, fmt, overwrite)
-
-    def evaluate(self, split: str = "test", ks: tuple[int, ...] = (10, 20)) -> dict:
-        """:func:`kgrec.serve.evaluate_run`."""
-        from kgrec.serve.evaluate import evaluate_run
-        return evaluate_run(self, split, ks)
 
 
 def _lookup(ids: dict[str, int], key: str, what: str, graph: str, hint: str) -> int:

@@ -57,7 +57,7 @@ from kgrec.models.heads import MLPHead
 from kgrec.models.paths import FILTER_ALPHAS, FILTER_BETAS, PATH_WEIGHTS, PathScorer, blend, blends
 from kgrec.train.config import StageConfig, TrainConfig, to_toml
 from kgrec.train.losses import RANKING_LOSSES, adversarial_loss, info_nce, kg_loss, l2_penalty, mmd
-from kgrec.train.sampling import NegativeSampler
+from kgrec.graph.negatives import NegativeSampler
 
 
 @dataclass
@@ -445,7 +445,7 @@ def _run_stage(stage: str, cfg: StageConfig, model: TransferModel, graph: Relati
 def _versions() -> dict[str, str]:
     import torch_geometric
 
-    from kgrec import __version__
+    from kgrec.version import __version__
     return {"kgrec": __version__, "torch": torch.__version__, "torch_geometric": torch_geometric.__version__,
             "python": platform.python_version()}
 
