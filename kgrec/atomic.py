@@ -92,6 +92,25 @@ def check_output(out: str | Path, *, overwrite: bool, ours: Ours, what: str = "o
     return True
 
 
+def check_file_output(out: str | Path, *, overwrite: bool, what: str = "output file",
+                      hint: str = "pass --overwrite to replace it") -> None:
+    """Check that the single file ``out`` may be written: absent, or (with ``overwrite``) an existing file.
+
+    kgrec cannot tell its own single files from the user's, so an existing one is replaced only when asked
+    (``overwrite``), and a directory never is.
+
+    Raises:
+        OutputError: ``out`` is a directory, exists without ``overwrite``, or cannot be written.
+    """
+    out = Path(out)
+    if out.is_dir():
+        raise OutputError(f"{out} is a directory, not a file: kgrec never replaces a directory with a file, so "
+                          f"nothing was changed; give a file path")
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise OutputError(f"{what} {out} already exists; {hint}")
+    check_writable(out)
+
+
 def remove_output(out: str | Path) -> None:
     """Remove ``out`` (after :func:`check_output` said it is kgrec's): a link is unlinked, not followed."""
     out = Path(out)
@@ -192,15 +211,19 @@ def atomic_directory(out: str | Path, overwrite: bool = True, ours: Ours = None,
 
 
 @contextlib.contextmanager
-def atomic_file(out: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator:
+def atomic_file(out: str | Path, mode: str = "w", encoding: str | None = "utf-8", *, overwrite: bool = True,
+                what: str = "output file") -> Iterator:
     """Open a temporary sibling of ``out`` for writing; rename it onto ``out`` on success.
 
+    ``overwrite=False``: an existing ``out`` is refused, before and again after the block (see
+    :func:`check_file_output`).
+
     Raises:
-        OutputError: ``out`` is a directory, lies under a file, or cannot be written.
+        OutputError: ``out`` is a directory, exists without ``overwrite``, lies under a file, or cannot be
+            written.
     """
     out = Path(out)
-    if out.is_dir():
-        raise OutputError(f"{out} is a directory; give a file path to write to")
+    check_file_output(out, overwrite=overwrite, what=what)
     _prepare_parent(out)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent)
@@ -210,6 +233,7 @@ def atomic_file(out: str | Path, mode: str = "w", encoding: str | None = "utf-8"
     try:
         with open(tmp, mode, encoding=None if "b" in mode else encoding) as f:
             yield f
+        check_file_output(out, overwrite=overwrite, what=what)  # nothing appeared there meanwhile
         os.replace(tmp, out)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
