@@ -52,6 +52,10 @@ def check_writable(out: str | Path) -> None:
         raise OutputError(f"{out}: cannot write here, {parent} is a file, not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"{out}: cannot write here, {parent} is not writable")
+    try:  # the permission bits do not tell for root, read-only mounts or /proc: try it
+        os.rmdir(tempfile.mkdtemp(prefix=f".kgrec-probe-{os.getpid()}-", dir=parent))
+    except OSError as e:
+        raise OutputError(f"{out}: cannot write here, {parent} is not writable ({e.strerror or e})") from None
 
 
 def check_output(out: str | Path, *, overwrite: bool, ours: Ours, what: str = "output directory",
@@ -90,6 +94,19 @@ def check_output(out: str | Path, *, overwrite: bool, ours: Ours, what: str = "o
         raise OutputError(f"{what} {out} already exists; {hint}")
     check_writable(out)
     return True
+
+
+def check_directory(out: str | Path, what: str = "output directory") -> None:
+    """Check that kgrec may write into the directory ``out`` (a report or study directory, written file by
+    file and continued across runs): absent or a directory, in a writable place.
+
+    Raises:
+        OutputError: ``out`` is a file, lies under a file, or cannot be written.
+    """
+    out = Path(out)
+    if (out.exists() or out.is_symlink()) and not out.is_dir():
+        raise OutputError(f"{out} is a file, not a {what}: nothing was changed; choose another path")
+    check_writable(out / "x" if out.is_dir() else out)
 
 
 def check_file_output(out: str | Path, *, overwrite: bool, what: str = "output file",

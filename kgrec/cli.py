@@ -321,7 +321,10 @@ def _benchmark(args: argparse.Namespace) -> int:
     from kgrec.eval.benchmark import CROSS_DOMAIN, DEFAULT_MODELS, SOURCE_MODELS, run_benchmark, save_settings
     from kgrec.train.config import make_config
 
+    from kgrec.atomic import check_directory
+
     out = Path(args.out)
+    check_directory(out, "report directory")
     graph_dir, artifact = _spec_or_graph(args, out)
     overrides = {"graph": str(graph_dir.resolve()), "device": args.device, **parse_overrides(args.set)}
     config = make_config(args.config, overrides)
@@ -347,7 +350,10 @@ def _tune(args: argparse.Namespace) -> int:
     from kgrec.train.config import make_config
     from kgrec.tune import default_space, format_study, load_space, tune
 
+    from kgrec.atomic import check_directory
+
     out = Path(args.out)
+    check_directory(out, "study directory")
     graph_dir, artifact = _spec_or_graph(args, out)
     overrides = parse_overrides(args.set)
     config = make_config(args.config, {"graph": str(graph_dir.resolve()), "device": args.device, **overrides})

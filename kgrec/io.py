@@ -144,6 +144,10 @@ def load_torch(path: str | Path, what: str = "PyTorch file", map_location: Any =
 
     path = check_file(path, what)
     try:
+        open(path, "rb").close()
+    except OSError as e:
+        raise _error(path, f"cannot read ({e.strerror or e})") from None
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": the error below says it all
             return torch.load(path, map_location=map_location, weights_only=True)
@@ -154,9 +158,7 @@ def load_torch(path: str | Path, what: str = "PyTorch file", map_location: Any =
         raise _error(path, "not a readable PyTorch file (corrupt, or not written by torch.save)") from None
     except EOFError:
         raise _error(path, "not a readable PyTorch file (empty or truncated)") from None
-    except OSError as e:
-        raise _error(path, f"cannot read ({e.strerror or e})") from None
-    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError, zipfile.BadZipFile,
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError, zipfile.BadZipFile,
             UnicodeDecodeError, MemoryError) as e:
         why = "truncated or corrupt" if "PytorchStreamReader" in str(e) else f"corrupt: {_first_line(e)}"
         raise _error(path, f"not a readable PyTorch file ({why})") from None

@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping
 
 import optuna
 
-from kgrec.atomic import atomic_file, remove_output
+from kgrec.atomic import atomic_file, check_directory, remove_output
 from kgrec.errors import OutputError, SpecError
 from kgrec.graph.artifact import GraphArtifact
 from kgrec.tomlconfig import read_toml
@@ -240,8 +240,7 @@ def tune(artifact: GraphArtifact, base_config: TrainConfig, out: str | Path, tri
     if trials < 1:
         raise SpecError("<tune>", "trials", f"must be at least 1, got {trials}")
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out} is a file, not a directory for the study")
+    check_directory(out, "study directory")
     base = dataclasses.replace(base_config, graph=str(Path(base_config.graph).resolve()))
     space = dict(space if space is not None else default_space(artifact, base))
     check_space(space, base)
