@@ -33,9 +33,10 @@ import optuna
 from kgrec.atomic import atomic_file, check_directory, remove_output
 from kgrec.errors import OutputError, SpecError
 from kgrec.graph.artifact import GraphArtifact
+from kgrec.io import read_json
 from kgrec.tomlconfig import read_toml
 from kgrec.train.config import TrainConfig, parse_config, to_toml
-from kgrec.train.trainer import train
+from kgrec.train.trainer import train, write_run_record
 
 STUDY_NAME = "kgrec"
 
@@ -341,6 +342,10 @@ def _write_outputs(study: optuna.Study, base: TrainConfig, out: Path, key: str) 
         remove_output(run / "checkpoints")  # for --resume of a killed run, which a trial never does
         if best is None or run.name != f"{best.number:04d}":
             (run / "model.pt").unlink(missing_ok=True)
+        if (run / "run.json").is_file():  # record only the files kept, so that `kgrec verify` finds them all
+            record = read_json(run / "run.json")
+            write_run_record(run, {k: v for k, v in record.items() if k not in ("files", "graph_checksum")},
+                             record.get("graph_checksum"))
 
 
 def format_study(study: optuna.Study, top: int = 10) -> str:
