@@ -61,11 +61,15 @@ class FileCheck:
 
 def check_file(root: str | Path, name: str, recorded: dict) -> FileCheck:
     """Check the file ``root/name`` against its record (``sha256``, and ``bytes`` when recorded)."""
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("sha256"), str):
+        return FileCheck(name, MISMATCH, "no checksum recorded for it")
+    if Path(name).is_absolute() or ".." in Path(name).parts:
+        return FileCheck(name, UNREADABLE, "not a path inside the directory")
     path = Path(root) / name
     if not path.exists():
         return FileCheck(name, MISSING)
-    if not path.is_file():
-        return FileCheck(name, UNREADABLE, "not a file")
+    if not path.is_file():  # a directory, a pipe or a device: never read (a pipe would block)
+        return FileCheck(name, UNREADABLE, "not a regular file")
     try:
         size = path.stat().st_size
         if "bytes" in recorded and size != recorded["bytes"]:
@@ -80,4 +84,4 @@ def check_file(root: str | Path, name: str, recorded: dict) -> FileCheck:
 
 def check_files(root: str | Path, files: dict[str, dict]) -> list[FileCheck]:
     """Check every recorded file under ``root``, in name order."""
-    return [check_file(root, name, rec) for name, rec in sorted(files.items())]
+    return [check_file(root, str(name), rec) for name, rec in sorted(files.items(), key=lambda kv: str(kv[0]))]

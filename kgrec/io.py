@@ -33,17 +33,20 @@ def _error(path: Path, message: str, line: int | None = None) -> InputError:
     return err
 
 
-def check_file(path: str | Path, what: str = "file") -> Path:
-    """``path`` as a :class:`Path`, if it is an existing file.
+def check_file(path: str | Path, what: str = "file", regular: bool = False) -> Path:
+    """``path`` as a :class:`Path`, if it is an existing file (``regular``: a regular file, not a pipe or
+    a device, which a binary loader would block on or read forever).
 
     Raises:
-        InputError: it does not exist, or is a directory.
+        InputError: it does not exist, or is a directory (or, with ``regular``, not a regular file).
     """
     path = Path(path)
     if path.is_dir():
         raise _error(path, f"expected a {what}, found a directory")
     if not path.exists():
         raise _error(path, f"{what} not found")
+    if regular and not path.is_file():
+        raise _error(path, f"expected a {what}, found a pipe or device")
     return path
 
 
@@ -121,7 +124,7 @@ def load_parquet(path: str | Path, what: str = "Parquet file", columns: list[str
     """
     import pyarrow.parquet as pq
 
-    path = check_file(path, what)
+    path = check_file(path, what, regular=True)
     try:
         return pq.read_table(path, columns=columns).to_pandas()
     except OSError as e:
@@ -142,7 +145,7 @@ def load_torch(path: str | Path, what: str = "PyTorch file", map_location: Any =
     """
     import torch
 
-    path = check_file(path, what)
+    path = check_file(path, what, regular=True)
     try:
         open(path, "rb").close()
     except OSError as e:
@@ -172,12 +175,12 @@ def load_numpy(path: str | Path, what: str = "NumPy file") -> Any:
     """
     import numpy as np
 
-    path = check_file(path, what)
+    path = check_file(path, what, regular=True)
     try:
         return np.load(path, allow_pickle=False)
     except OSError as e:
         raise _error(path, f"cannot read ({e.strerror})" if e.strerror else f"not a readable NumPy file ({_first_line(e)})") from None
-    except (ValueError, EOFError, zipfile.BadZipFile) as e:
+    except Exception as e:  # a damaged header fails in numpy's parser with ValueError, SyntaxError, TokenError...
         raise _error(path, f"not a readable NumPy file ({_first_line(e)})") from None
 
 

@@ -286,3 +286,45 @@ def test_a_corrupt_checkpoint_on_resume_is_one_line_naming_it(run_dir, tmp_path,
     code = main(["train", "--graph", graph, "--out", str(r), "--resume", *TINY])
     one_error_line(capsys, code, str(r / "checkpoints" / "pretrain.pt"))
     assert not (tmp_path / "EXPLOITED").exists()
+
+
+# -- any bytes at all: loaded, or one InputError naming the file -----------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from kgrec.io import load_numpy  # noqa: E402
+
+
+def _valid_files(tmp: Path) -> dict[str, bytes]:
+    import numpy as np
+    torch.save({"w": torch.arange(50)}, tmp / "v.pt")
+    pd_frame = __import__("pandas").DataFrame({"a": range(50), "b": [str(i) for i in range(50)]})
+    pd_frame.to_parquet(tmp / "v.parquet")
+    np.save(tmp / "v.npy", np.arange(50.0))
+    return {s: (tmp / f"v{s}").read_bytes() for s in (".pt", ".parquet", ".npy")}
+
+
+READERS = {".txt": read_text, ".json": read_json, ".pt": load_torch, ".parquet": load_parquet, ".npy": load_numpy}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(suffix=st.sampled_from(sorted(READERS)), data=st.data())
+def test_any_bytes_are_loaded_or_refused_with_one_input_error(tmp_path, suffix, data):
+    """Random bytes, and valid files cut short or with one byte changed: never another exception."""
+    valid = _valid_files(tmp_path)
+    base = valid.get(suffix, b'{"a": [1, 2, "caf\xc3\xa9"]}\n')
+    how = data.draw(st.sampled_from(["random", "cut", "flip"]))
+    if how == "random":
+        content = data.draw(st.binary(max_size=300))
+    elif how == "cut":
+        content = base[: data.draw(st.integers(0, max(len(base) - 1, 0)))]
+    else:
+        i = data.draw(st.integers(0, len(base) - 1))
+        content = base[:i] + bytes([base[i] ^ data.draw(st.integers(1, 255))]) + base[i + 1:]
+    p = tmp_path / f"x{suffix}"
+    p.write_bytes(content)
+    try:
+        READERS[suffix](p)
+    except InputError as e:
+        assert str(e).startswith(str(p)) and "\n" not in str(e), str(e)
