@@ -9,7 +9,8 @@ existing ``out`` that is a plain file, or a non-empty directory without those
 markers, is refused with :class:`~kgrec.errors.OutputError`, deleting nothing.
 
 The temporary sibling is ``.NAME.tmp-PID-XXXXXXXX``; a later write to the same
-``NAME`` removes the siblings whose process ``PID`` is gone (a killed write).
+``NAME`` removes the siblings whose process ``PID`` is gone (a killed write), or whose ``PID``
+now belongs to a process started after the sibling was last written (the number was reused).
 """
 from __future__ import annotations
 
@@ -151,8 +152,34 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _started(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), from ``/proc``; None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat[stat.rindex(")") + 2:].split()[19])  # field 22, after the (command name)
+        boot = next(int(ln.split()[1]) for ln in Path("/proc/stat").read_text().splitlines() if ln.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _stale(path: Path, pid: int) -> bool:
+    """Whether the temporary ``path`` written by ``pid`` is left over: that process is gone, or the
+    process now holding the number started after ``path`` was last written (so did not write it)."""
+    if not _alive(pid):
+        return True
+    if pid == os.getpid():
+        return False
+    started = _started(pid)
+    try:
+        return started is not None and path.lstat().st_mtime < started - 2  # btime has whole seconds
+    except OSError:
+        return False
+
+
 def remove_stale_siblings(out: str | Path) -> list[Path]:
-    """Remove ``.NAME.tmp-PID-*`` and ``.NAME.old-PID`` siblings of ``out`` whose process is gone.
+    """Remove ``.NAME.tmp-PID-*`` and ``.NAME.old-PID`` siblings of ``out`` left by a killed write (see
+    :func:`_stale`).
 
     Only names of exactly kgrec's own temporary pattern for this ``NAME`` are touched. Returns
     what was removed.
@@ -167,7 +194,7 @@ def remove_stale_siblings(out: str | Path) -> list[Path]:
         return removed
     for p in siblings:
         m = pattern.fullmatch(p.name)
-        if not m or _alive(int(m.group(1) or m.group(2))):
+        if not m or not _stale(p, int(m.group(1) or m.group(2))):
             continue
         with contextlib.suppress(OSError):
             remove_output(p)

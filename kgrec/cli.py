@@ -99,10 +99,9 @@ def _kg_signal(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from kgrec.atomic import check_file_output, check_output
     from kgrec.graph import load_graph
     from kgrec.graph.export import export_graph
-
-    from kgrec.atomic import check_file_output, check_output
 
     if args.format in ("graphml", "edgelist"):
         check_file_output(args.out, overwrite=args.overwrite, what=f"{args.format} file")
@@ -210,7 +209,8 @@ def _recommend(args: argparse.Namespace) -> int:
     if args.out:
         from kgrec.atomic import check_file_output
         if not args.users:
-            raise KgrecError("--out writes the recommendations of --users FILE; it is not used with --user or --history")
+            raise KgrecError("--out writes the recommendations of --users FILE; it is not used with --user or "
+                             "--history")
         check_file_output(args.out, overwrite=args.overwrite, what="recommendations file")
     run = load_run(args.run, args.device)
     if args.history:
@@ -318,10 +318,9 @@ def _spec_or_graph(args: argparse.Namespace, out: Path):
 
 
 def _benchmark(args: argparse.Namespace) -> int:
+    from kgrec.atomic import check_directory
     from kgrec.eval.benchmark import CROSS_DOMAIN, DEFAULT_MODELS, SOURCE_MODELS, run_benchmark, save_settings
     from kgrec.train.config import make_config
-
-    from kgrec.atomic import check_directory
 
     out = Path(args.out)
     check_directory(out, "report directory")
@@ -347,10 +346,9 @@ def _benchmark(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
+    from kgrec.atomic import check_directory
     from kgrec.train.config import make_config
     from kgrec.tune import default_space, format_study, load_space, tune
-
-    from kgrec.atomic import check_directory
 
     out = Path(args.out)
     check_directory(out, "study directory")

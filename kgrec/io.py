@@ -179,7 +179,8 @@ def load_numpy(path: str | Path, what: str = "NumPy file") -> Any:
     try:
         return np.load(path, allow_pickle=False)
     except OSError as e:
-        raise _error(path, f"cannot read ({e.strerror})" if e.strerror else f"not a readable NumPy file ({_first_line(e)})") from None
+        why = f"cannot read ({e.strerror})" if e.strerror else f"not a readable NumPy file ({_first_line(e)})"
+        raise _error(path, why) from None
     except Exception as e:  # a damaged header fails in numpy's parser with ValueError, SyntaxError, TokenError...
         raise _error(path, f"not a readable NumPy file ({_first_line(e)})") from None
 

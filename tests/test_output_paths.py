@@ -8,8 +8,10 @@ next write to the same name. (Directory outputs and ``--overwrite`` of them: tes
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -132,6 +134,22 @@ def test_a_killed_single_file_write_is_cleaned_up_by_the_next_one(made, tmp_path
         running.write_text("keep")
         assert main(COMMANDS["recommend"][0](made, str(out))) == 0
         assert not stale[0].exists() and running.exists() and out.is_file()
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_a_temporary_whose_pid_was_reused_by_a_later_process_is_removed(made, tmp_path):
+    out = tmp_path / "recs.parquet"
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        old = tmp_path / f".recs.parquet.tmp-{live.pid}-abcd1234"  # written an hour before that process began
+        old.write_text("left by a killed write")
+        os.utime(old, (time.time() - 3600, time.time() - 3600))
+        new = tmp_path / f".recs.parquet.tmp-{live.pid}-efgh5678"  # written since: it may be that process's
+        new.write_text("keep")
+        assert main(COMMANDS["recommend"][0](made, str(out))) == 0
+        assert not old.exists() and new.exists()
     finally:
         live.kill()
         live.wait()

@@ -168,8 +168,8 @@ def load_graph(path: str | Path, verify: bool = True) -> GraphArtifact:
     """
     path = Path(path)
     if not path.is_dir():
-        raise ArtifactError(f"{path} is not a kgrec graph artifact ("
-                            + ("a file" if path.exists() else "not found") + "); build one with `kgrec build SPEC --out DIR`")
+        raise ArtifactError(f"{path} is not a kgrec graph artifact (" + ("a file" if path.exists() else "not found")
+                            + "); build one with `kgrec build SPEC --out DIR`")
     for name in ("graph.pt", "manifest.json", "interactions.parquet"):
         if not (path / name).exists():
             raise ArtifactError(f"{path} is not a kgrec graph artifact (missing {name}); build one with `kgrec build SPEC --out DIR`")

@@ -47,7 +47,8 @@ def read_feedback(path: str | Path, run: Run) -> pd.DataFrame:
             try:
                 df = pd.read_csv(f, sep=None, engine="python", dtype=str, keep_default_na=False)
             except pd.errors.EmptyDataError:
-                raise InputError(path, "empty file; expected a header with user, item (and optionally domain)") from None
+                raise InputError(path, "empty file; expected a header with user, item (and optionally domain)") \
+                    from None
             except (pd.errors.ParserError, csv.Error) as e:
                 m = re.search(r"line (\d+)", str(e))
                 raise InputError(path, f"malformed CSV/TSV ({str(e).strip().splitlines()[0][:160]})",
