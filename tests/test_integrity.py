@@ -190,3 +190,15 @@ def test_update_records_the_graph_it_wrote(built, tmp_path, capsys):
     code, lines = verify(capsys, out)
     assert code == 0, lines
     assert main(["recommend", str(out), "--user", "newbie"]) == 0
+
+
+def test_resume_on_a_graph_rebuilt_since_the_checkpoints_is_refused(built, tmp_path, capsys):
+    g = copy(built / "g", tmp_path / "g")
+    run = tmp_path / "run"
+    assert main(["train", "--graph", str(g), "--out", str(run), *TINY]) == 0
+    assert build(g, "--seed", "7", "--overwrite") == 0  # same node counts, so the weights would fit
+    before = (run / "checkpoints" / "pretrain.pt").read_bytes()
+    capsys.readouterr()
+    code = main(["train", "--graph", str(g), "--out", str(run), "--resume", *TINY])
+    one_error_line(capsys, code, str(run / "checkpoints" / "pretrain.pt"), "trained on another graph")
+    assert (run / "checkpoints" / "pretrain.pt").read_bytes() == before

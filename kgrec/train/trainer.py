@@ -386,7 +386,7 @@ def _write_history(out: Path, rows: list[dict]) -> None:
 def _run_stage(stage: str, cfg: StageConfig, model: TransferModel, graph: RelationalGraph, data: _Batches,
                config: TrainConfig, task: RankingTask, out: Path, gen: torch.Generator, writer, history: list[dict],
                resume: bool, progress: bool, log: Callable[[str], None],
-               on_epoch: Callable[[int, float], None] | None = None) -> dict:
+               on_epoch: Callable[[int, float], None] | None = None, graph_checksum: str | None = None) -> dict:
     ckpt = out / "checkpoints" / f"{stage}.pt"
     params = _trainable(model, stage, config)
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -395,6 +395,11 @@ def _run_stage(stage: str, cfg: StageConfig, model: TransferModel, graph: Relati
           "epoch_s": []}
     if resume and ckpt.exists():
         saved = load_torch(ckpt, "checkpoint", map_location=graph.device)
+        was = saved.get("graph_checksum") if isinstance(saved, dict) else None
+        if was and graph_checksum and was != graph_checksum:
+            raise KgrecError(f"{ckpt} was trained on another graph than {config.graph} (checksum {was[:12]}..., "
+                             f"the graph's is {graph_checksum[:12]}...); resume on that graph, or train afresh "
+                             f"with --overwrite")
         try:
             model.load_state_dict(saved["model"])
             opt.load_state_dict(saved["optimizer"])
@@ -440,7 +445,7 @@ def _run_stage(stage: str, cfg: StageConfig, model: TransferModel, graph: Relati
         st["epoch"] = epoch
         st["done"] = st["bad"] >= cfg.patience or epoch == cfg.epochs
         _save_checkpoint(ckpt, {"model": model.state_dict(), "optimizer": opt.state_dict(), "rng": torch.get_rng_state(),
-                                "generator": gen.get_state(), "stage": st})
+                                "generator": gen.get_state(), "stage": st, "graph_checksum": graph_checksum})
         if on_epoch is not None:
             on_epoch(sum(1 for r in history if r["epoch"] > 0), m[key])
     if not st["done"]:  # zero epochs configured, or resumed a finished stage
@@ -552,7 +557,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
     try:
         for stage, cfg, graph in stages:
             summary[stage] = _run_stage(stage, cfg, model, graph, data, config, valid, out, gen, writer, history,
-                                        resume, progress, log, on_epoch)
+                                        resume, progress, log, on_epoch, artifact.manifest.get("checksum"))
     finally:  # on_epoch may raise
         writer.close()
     final_graph = stages[-1][2]
