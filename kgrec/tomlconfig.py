@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from kgrec.errors import SpecError
+from kgrec.io import read_text
 
 
 def read_toml(path: str | Path, what: str = "config") -> dict:
@@ -23,8 +24,9 @@ def read_toml(path: str | Path, what: str = "config") -> dict:
     path = Path(path)
     if not path.is_file():
         raise SpecError(path, "<file>", f"{what} file not found ({path})")
+    text = read_text(path, what)
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SpecError(path, "<toml>", f"invalid TOML: {e}") from None
 
