@@ -18,6 +18,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "kgrec"
 LAYERS = {
     "kgrec.errors": 0,
     "kgrec.version": 0,
+    "kgrec.io": 0.5,  # reading files: below everything that reads one
+    "kgrec.integrity": 0.5,
     "kgrec.atomic": 1,
     "kgrec.memory": 1,
     "kgrec.tomlconfig": 1,
