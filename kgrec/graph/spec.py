@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kgrec.errors import SpecError
-from kgrec.tomlconfig import TomlTable, read_toml
+from kgrec.tomlconfig import MAX_SEED, TomlTable, read_toml
 
 ITEM_ALIGNMENTS = ("none", "id", "mapping", "linked", "interactions")
 INTERACTION_FORMATS = ("auto", "csv", "tsv", "parquet", "atomic", "disencdr", "cdrib", "split_dir", "kgat", "art_office")
@@ -310,7 +310,7 @@ def parse_spec(data: dict, path: str = "<spec>", root: str | Path = ".") -> Grap
                              valid_share=c.get("valid_share", float, 0.5, lo=0.0, hi=1.0))
         c.done()
     spec = GraphSpec(name=t.get("name", str), description=t.get("description", str, ""),
-                     seed=t.get("seed", int, 0, lo=0), dataset=ds, source=source, target=target,
+                     seed=t.get("seed", int, 0, lo=0, hi=MAX_SEED), dataset=ds, source=source, target=target,
                      knowledge=tuple(knowledge), links=tuple(links), attributes=tuple(attributes),
                      align=align, cold_start=cold, root=str(root), path=str(path))
     t.done()
