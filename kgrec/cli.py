@@ -10,11 +10,14 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from kgrec import argtypes
-from kgrec.errors import KgrecError
+from kgrec.errors import KgrecError, KgrecWarning
 from kgrec.memory import keep_freed_memory
+
+_python_show_warning = warnings.showwarning
 
 EXAMPLES = {
     "build": "example: kgrec build graphs/examples/movies_books.toml --out artifacts/example",
@@ -471,9 +474,18 @@ def make_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """kgrec's own warnings as one line; any other keeps Python's format."""
+    if issubclass(category, KgrecWarning):
+        print(f"kgrec: warning: {message}", file=sys.stderr)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     keep_freed_memory()
+    warnings.showwarning = _show_warning
     try:
         return args.func(args)
     except KgrecError as e:

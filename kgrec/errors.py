@@ -50,3 +50,7 @@ class OutputError(KgrecError):
 
 class DownloadError(KgrecError):
     """A dataset could not be fetched or failed its checksum."""
+
+
+class KgrecWarning(UserWarning):
+    """Something a user should know that does not stop the work (the CLI prints it as one line)."""

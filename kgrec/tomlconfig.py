@@ -77,6 +77,8 @@ class TomlTable:
         types = typ if isinstance(typ, tuple) else (typ,)
         if float in types and isinstance(v, int) and not isinstance(v, bool):
             v = float(v)
+        if int in types and float not in types and isinstance(v, float) and v.is_integer():
+            v = int(v)  # 1e6 or 5.0 where a count is wanted
         if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
             names = " or ".join(t.__name__ for t in types)
             raise self.err(k, f"expected {names}, got {v!r}")
