@@ -164,3 +164,12 @@ def test_evalconfig_keeps_its_own_bounds():
     assert {f.name for f in dataclasses.fields(EvalConfig)} == {"k", "ks", "memory_mb"}
     with pytest.raises(SpecError, match=r"key 'eval.memory_mb': must be >= 1"):
         make_config(None, {"graph": "g", "eval.memory_mb": 0})
+
+
+@pytest.mark.parametrize("command", ["benchmark", "tune"])
+def test_benchmark_and_tune_refuse_a_model_too_large_for_memory_before_writing(graph_dir, tmp_path, capsys, command):
+    out = tmp_path / "out"
+    extra = ["--trials", "1"] if command == "tune" else ["--models", "bprmf", "--seeds", "0"]
+    line = refused([command, "--graph", graph_dir, "--out", out, "--quiet", "--set", "model.dim=1e11", *extra], capsys)
+    assert "model.dim = 100000000000" in line and "GiB" in line
+    assert not out.exists()
