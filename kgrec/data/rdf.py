@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Iterator
 
 import pandas as pd
-from tqdm import tqdm
 
 from kgrec.data.table import open_checked
 from kgrec.errors import InputError
+from kgrec.progress import progress_bar
 
 OWL_SAME_AS = "http://www.w3.org/2002/07/owl#sameAs"
 LABEL_PREDICATES = frozenset({
@@ -88,8 +88,9 @@ def iter_ntriples(path: str | Path, progress: bool = False) -> Iterator[tuple]:
     """
     path = Path(path)
     f = open_checked(path)
-    bar = tqdm(total=os.path.getsize(path), unit="B", unit_scale=True, desc=f"parse {path.name}",
-               disable=not progress, leave=False)
+    bar = progress_bar(total=os.path.getsize(path), unit="B", unit_scale=True, desc=f"parse {path.name}",
+                       enabled=progress)
+    progress = not bar.disable
     match = _LINE.match
     try:
         with f:
