@@ -482,6 +482,15 @@ def make_parser() -> argparse.ArgumentParser:
     return p
 
 
+_LINE_BREAKS = {c: repr(chr(c))[1:-1] for c in (0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, 0x85, 0x2028, 0x2029)}
+
+
+def one_line(message: str) -> str:
+    """``message`` with its line breaks escaped (``\\n``, ``\\r``, ...): a file's text quoted in a message can
+    hold them, and an error is always exactly one line."""
+    return message.translate(_LINE_BREAKS)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     args.quiet = getattr(args, "quiet", False) or args.quiet_all
@@ -492,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
         close_bars()
         if args.debug:
             raise
-        print(f"kgrec: error: {e}", file=sys.stderr)
+        print(f"kgrec: error: {one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         close_bars()

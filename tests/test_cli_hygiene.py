@@ -117,3 +117,12 @@ def test_global_quiet_silences_a_successful_build(tmp_path, capsys):
     assert main(["--quiet", "build", str(EXAMPLE_SPEC), "--out", str(tmp_path / "g")]) == 0
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
+
+
+def test_an_error_quoting_a_line_break_from_a_file_is_still_one_line(tmp_path, capsys):
+    spec = failing_spec(tmp_path)
+    # an unclosed quote in the header: the column names the error lists run over several lines of the file
+    (spec.parent / "books.csv").write_text('user,"rating,book\nu1,dune,5,1\nu2,jaws,4,2\n')
+    assert main(["build", str(spec), "--out", str(tmp_path / "g"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("kgrec: error: books.csv") and "\\n" in err
