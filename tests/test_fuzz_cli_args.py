@@ -96,6 +96,7 @@ def calls(draw, graph: Path, run: Path, out: Path):
 OUTPUT = [""]  # the stdout of the call being checked
 
 
+@pytest.mark.slow  # trains a run first
 def test_fuzzed_cli_numbers_succeed_or_fail_cleanly(trained):
     graph, run = trained
     census = Census("cli-args")
