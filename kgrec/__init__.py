@@ -20,6 +20,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from kgrec.errors import KgrecError
+from kgrec.version import __version__
 
 # Imported on first use (PEP 562), so that `kgrec --help` and the CLI's argument errors need no torch.
 _LAZY = {
@@ -62,7 +63,6 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-__version__ = "0.1.0"
 __all__ = ["Explanation", "GraphArtifact", "GraphSpec", "KgrecError", "Run", "TrainConfig", "TrainResult",
            "build_graph", "evaluate_run", "explain", "export_embeddings", "export_graph", "fit", "graph_info",
            "kg_signal", "load_config", "load_graph", "load_run", "load_spec", "make_config", "read_embeddings",

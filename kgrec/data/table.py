@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from kgrec.errors import InputError
+from kgrec.io import decoding, open_text
 from kgrec.progress import progress_bar
 
 csv.field_size_limit(2**31 - 1)
@@ -43,16 +44,21 @@ class _Progress:
 
 
 def open_checked(path: str | Path):
-    """Open a UTF-8 text file, raising :class:`InputError` if it is missing or unreadable."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, f"file not found ({path})")
-    if path.is_dir():
-        raise InputError(path, f"expected a file, found a directory ({path})")
-    return open(path, newline="", encoding="utf-8", errors="strict")
+    """Open a UTF-8 text file (a byte-order mark dropped), raising :class:`InputError` if it is missing or
+    unreadable; iterate it inside :func:`kgrec.io.decoding`."""
+    return open_text(path)
+
+
+def _without_nul(path: Path, src):
+    """The lines of ``src``, refusing a NUL byte: it would silently become part of an id."""
+    for n, line in enumerate(src, 1):
+        if "\x00" in line:
+            raise InputError(path, f"a NUL byte (\\x00) at column {line.index(chr(0)) + 1}; is this a binary file?", n)
+        yield line
 
 
 def _rows(path: Path, src, sep: str | None, quoting: bool):
+    src = _without_nul(path, src)
     if sep is None:
         for n, ln in enumerate(src, 1):
             yield n, ln.split()
@@ -103,7 +109,7 @@ def read_table(
     size = os.path.getsize(path)
     bar = progress_bar(total=size, unit="B", unit_scale=True, desc=f"read {path.name}", enabled=progress)
     try:
-        with f:
+        with f, decoding(path):
             src = f if bar.disable else _Progress(f, bar)
             for line_no, row in _rows(path, src, sep, quoting):
                 if not row or (len(row) == 1 and row[0].strip() == ""):
@@ -126,8 +132,6 @@ def read_table(
                     raise InputError(path, f"expected {ncols} columns, got {len(row)}", line_no)
                 rows.append(row)
                 lines.append(line_no)
-    except UnicodeDecodeError as e:
-        raise InputError(path, f"not valid UTF-8 text ({e.reason} at byte {e.start})") from None
     finally:
         bar.close()
     width = min_cols or ncols or (len(names) if names else 0)
