@@ -8,10 +8,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import EXAMPLE_SPEC
+from kgrec.data.rdf import read_rdf
+from kgrec.errors import InputError
 from fuzzing import Census, check_artifact, fuzz_settings, run_cli, violation
 
 BOOKS = ["dune", "solaris", "jaws", "foundation", "neuromancer"]
@@ -98,3 +101,12 @@ def test_fuzzed_rdf_builds_or_fails_cleanly(monkeypatch):
 
     check()
     census.finish()
+
+
+
+@pytest.mark.parametrize("term", ["<http://e.org/\\uD800>", '"a\\uDC00"'], ids=["iri", "literal"])
+def test_a_surrogate_escape_in_turtle_is_refused_naming_the_file(tmp_path, term):
+    """Found by the fuzzing: rdflib decodes ``\\uD800`` into a lone surrogate, which no file can hold."""
+    (tmp_path / "kg.ttl").write_text(f"<http://e.org/s> <http://e.org/p> {term} .\n")
+    with pytest.raises(InputError, match=r"kg.ttl.*lone surrogate"):
+        read_rdf(tmp_path / "kg.ttl", "turtle")
