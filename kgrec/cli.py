@@ -1,7 +1,9 @@
 """``kgrec`` command line: a thin shell over the public API in :mod:`kgrec`.
 
 Errors a user can fix (:class:`kgrec.errors.KgrecError`) print as one line
-and exit with status 2; ``--debug`` shows the traceback instead.
+and exit with status 2; ``--debug`` shows the traceback instead. Every heavy
+import (torch, pandas, PyG) happens inside a command's handler, so ``--help``
+and argument errors answer at once.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pathlib import Path
 from kgrec import argtypes
 from kgrec.errors import KgrecError, KgrecWarning
 from kgrec.memory import keep_freed_memory
+from kgrec.progress import close_bars, log_line
 
 
 EXAMPLES = {
@@ -134,6 +137,11 @@ def _datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _log(args: argparse.Namespace):
+    """Where a command's one-line progress messages go: stderr (above any bar), or nowhere with --quiet."""
+    return (lambda _m: None) if args.quiet else log_line
+
+
 def parse_overrides(items: list[str] | None) -> dict:
     """``--set KEY=VALUE`` items as a dict; values are TOML literals (``5``, ``0.1``, ``true``,
     ``[10, 20]``), anything else a string.
@@ -169,11 +177,8 @@ def _train(args: argparse.Namespace) -> int:
         raise KgrecError("give a config file or --graph DIR (a graph artifact built by 'kgrec build')")
     cfg = make_config(args.config, overrides)
     out = args.out or Path("runs") / f"{Path(cfg.graph).name}-{cfg.mode}-seed{cfg.seed}"
-    from tqdm import tqdm
-
-    log = (lambda _m: None) if args.quiet else (lambda m: tqdm.write(m, file=sys.stderr))
-    result = train(cfg, out, resume=args.resume, overwrite=args.overwrite,
-                   progress=not args.quiet and sys.stderr.isatty(), log=log)
+    result = train(cfg, out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
+                   log=_log(args))
     k = cfg.eval.k
     print(json.dumps({"run": str(result.run_dir), "valid": {m: round(v, 5) for m, v in result.valid.items()
                                                             if m.endswith(f"@{k}")},
@@ -260,9 +265,9 @@ def _export_embeddings(args: argparse.Namespace) -> int:
 def _update(args: argparse.Namespace) -> int:
     from kgrec.serve import load_run, update
 
-    log = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    log = _log(args)
     _, report = update(load_run(args.run, args.device), args.interactions, args.out, args.epochs, args.overwrite,
-                       progress=False, log=log)
+                       progress=not args.quiet, log=log)
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
@@ -333,7 +338,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     if not args.models and not len(artifact.split("train", "source")[0]):  # one domain: nothing to transfer
         models = tuple(m for m in models if m not in SOURCE_MODELS + CROSS_DOMAIN)
     start = time.perf_counter()
-    log = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    log = _log(args)
     run_benchmark(artifact, config, out, models, args.seeds, args.sampled, log, jobs=args.jobs)
     wall = time.perf_counter() - start
     save_settings(out, {"spec": args.spec, "graph": str(graph_dir), "models": models, "seeds": args.seeds,
@@ -354,7 +359,7 @@ def _tune(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.set)
     config = make_config(args.config, {"graph": str(graph_dir.resolve()), "device": args.device, **overrides})
     space = load_space(args.space, config) if args.space else default_space(artifact, config)
-    log = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    log = _log(args)
     for key in sorted(set(overrides) & set(space)):
         log(f"note: --set {key} is ignored: the search space sets {key} in every trial (fix it with a --space "
             f"file without it)")
@@ -367,6 +372,9 @@ def _tune(args: argparse.Namespace) -> int:
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kgrec", description="Cross-domain recommendation over a knowledge graph.")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    p.add_argument("--quiet", action="store_true", dest="quiet_all",
+                   help="as each command's --quiet: no progress bars, no progress lines (bars are drawn only "
+                        "on a terminal; KGREC_PROGRESS=0 turns them off too)")
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("build", help="build a graph artifact from a spec", epilog=EXAMPLES["build"])
@@ -512,34 +520,48 @@ def make_parser() -> argparse.ArgumentParser:
     return p
 
 
+_LINE_BREAKS = {c: repr(chr(c))[1:-1] for c in (0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, 0x85, 0x2028, 0x2029)}
+
+
+def one_line(message: str) -> str:
+    """``message`` with its line breaks escaped (``\\n``, ``\\r``, ...): a file's text quoted in a message can
+    hold them, and an error is always exactly one line."""
+    return message.translate(_LINE_BREAKS)
+
+
 _show_warning = warnings.showwarning
 
 
 def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """A :class:`KgrecWarning` as one ``kgrec: warning:`` line; any other warning as Python shows it."""
+    """A :class:`KgrecWarning` as one ``kgrec: warning:`` line (above any bar); any other warning as Python shows it."""
     if issubclass(category, KgrecWarning):
-        print(f"kgrec: warning: {message}", file=sys.stderr)
+        log_line(f"kgrec: warning: {one_line(str(message))}")
     else:
         _show_warning(message, category, filename, lineno, file, line)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
+    args.quiet = getattr(args, "quiet", False) or args.quiet_all
     warnings.showwarning = _print_warning
     keep_freed_memory()
     try:
         return args.func(args)
     except KgrecError as e:
+        close_bars()
         if args.debug:
             raise
-        print(f"kgrec: error: {e}", file=sys.stderr)
+        print(f"kgrec: error: {one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        close_bars()
         print("kgrec: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         sys.stdout = open(os.devnull, "w")
         return 0
+    finally:  # a bug's traceback, too, starts on a clean line
+        close_bars()
 
 
 if __name__ == "__main__":

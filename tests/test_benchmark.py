@@ -115,6 +115,7 @@ def test_no_baseline_sees_a_test_interaction_while_training(example_graph, name)
     torch.testing.assert_close(a.score(users), b.score(users))
 
 
+@pytest.mark.slow
 def test_kgrec_never_sees_a_test_interaction_while_training(example_graph, tmp_path):
     from kgrec.train import train
     from kgrec.train.config import make_config
@@ -139,6 +140,7 @@ def test_transfer_gain_pairs_users_and_seeds():
     assert t["p_users"] < 1e-4 and t["p_seeds"] == pytest.approx(0.25)
 
 
+@pytest.mark.slow
 def test_benchmark_writes_a_report_and_reuses_the_graph(tmp_path):
     from conftest import EXAMPLE_SPEC
     from kgrec.cli import main
@@ -187,6 +189,7 @@ def test_benchmark_writes_a_report_and_reuses_the_graph(tmp_path):
     assert head[2].startswith("| r | 0, 1 | ") and "vs `" in head[2]  # kgrec's gains, one row per report
 
 
+@pytest.mark.slow
 def test_seeds_run_in_parallel_processes_give_the_same_report(example_graph, tmp_path):
     from kgrec.benchmark import run_benchmark
     from kgrec.train.config import make_config

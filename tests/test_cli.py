@@ -80,6 +80,7 @@ def test_every_command_has_help_with_an_example():
         assert r.returncode == 0 and ("example: kgrec" in r.stdout or "examples:\n  kgrec" in r.stdout), cmd
 
 
+@pytest.mark.slow
 def test_info_on_a_folder_that_is_not_an_artifact_says_how_to_make_one(tmp_path):
     r = run("info", tmp_path)
     assert r.returncode == 2 and "kgrec build SPEC --out DIR" in r.stderr and "Traceback" not in r.stderr
@@ -99,6 +100,7 @@ def test_train_from_a_graph_with_overrides_writes_a_run_and_prints_its_scores(tm
     assert "--resume" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_train_without_a_graph_or_with_a_bad_key_fails_in_one_line(tmp_path):
     r = run("train")
     assert r.returncode == 2 and "--graph" in r.stderr and "Traceback" not in r.stderr
@@ -106,6 +108,7 @@ def test_train_without_a_graph_or_with_a_bad_key_fails_in_one_line(tmp_path):
     assert r.returncode == 2 and "did you mean 'epochs'" in r.stderr
 
 
+@pytest.mark.slow
 def test_the_run_commands_work_from_the_shell(tmp_path):
     assert run("build", EXAMPLE_SPEC, "--out", tmp_path / "g", "--quiet").returncode == 0
     r = run("train", "--graph", tmp_path / "g", "--out", tmp_path / "run", "--quiet", "--set", "pretrain.epochs=3",

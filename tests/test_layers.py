@@ -20,6 +20,7 @@ LAYERS = {
     "kgrec.version": 0,
     "kgrec.io": 0.5,  # reading files: below everything that reads one
     "kgrec.integrity": 0.5,
+    "kgrec.progress": 0.5,  # progress bars and log lines on stderr: below everything that reports progress
     "kgrec.argtypes": 1.5,  # the CLI's argument types
     "kgrec.atomic": 1,
     "kgrec.memory": 1,

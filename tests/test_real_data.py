@@ -10,7 +10,7 @@ import pytest
 from kgrec import build_graph, graph_info, load_spec
 from kgrec.data import read_atomic, read_disencdr, read_interactions
 
-pytestmark = pytest.mark.data
+pytestmark = [pytest.mark.data, pytest.mark.slow]
 GRAPHS = Path(__file__).resolve().parents[1] / "graphs"
 SPECS = sorted(p.stem for p in GRAPHS.glob("*.toml"))
 _cache: dict = {}

@@ -38,6 +38,7 @@ def _cli(out, trials, *extra):
                  "--quiet", *sets, *extra])
 
 
+@pytest.mark.slow
 def test_a_study_of_three_trials_writes_the_study_the_trials_and_a_best_config_that_repeats_the_best(tmp_path):
     out = tmp_path / "study"
     assert _cli(out, 3) == 0
@@ -57,6 +58,7 @@ def test_a_study_of_three_trials_writes_the_study_the_trials_and_a_best_config_t
     assert again.valid["ndcg@10"] == pytest.approx(best["valid_ndcg@10"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_running_again_continues_the_study_up_to_n_trials_in_total(tmp_path):
     out = tmp_path / "study"
     assert _cli(out, 3) == 0

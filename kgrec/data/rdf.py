@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Iterator
 
 import pandas as pd
-from tqdm import tqdm
 
 from kgrec.data.table import open_checked
 from kgrec.io import decoding, not_utf8
 from kgrec.errors import InputError
+from kgrec.progress import progress_bar
 
 OWL_SAME_AS = "http://www.w3.org/2002/07/owl#sameAs"
 LABEL_PREDICATES = frozenset({
@@ -82,7 +82,8 @@ def _unescape(s: str, path: Path, line: int) -> str:
     return _ESC.sub(sub, s)
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")  # and lone surrogates: rdflib decodes \uD800 into one
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def _iri(iri: str, path: Path, line: int | None) -> str:
@@ -90,7 +91,9 @@ def _iri(iri: str, path: Path, line: int | None) -> str:
     silently become part of an entity id)."""
     m = None if iri.isprintable() else _CONTROL.search(iri)  # the fast path for the millions of clean IRIs
     if m:
-        raise InputError(path, f"IRI {iri[:80]!r} holds control character {m.group(0)!r}, which no IRI may contain",
+        raise InputError(path, f"IRI {iri[:80]!r} holds " + (
+            f"control character {m.group(0)!r}" if m.group(0) < "\ud800" else f"lone surrogate {m.group(0)!r}") +
+                         ", which no IRI may contain",
                          line)
     return iri
 
@@ -118,8 +121,9 @@ def iter_ntriples(path: str | Path, progress: bool = False) -> Iterator[tuple]:
     """
     path = Path(path)
     f = open_checked(path)
-    bar = tqdm(total=os.path.getsize(path), unit="B", unit_scale=True, desc=f"parse {path.name}",
-               disable=not progress, leave=False)
+    bar = progress_bar(total=os.path.getsize(path), unit="B", unit_scale=True, desc=f"parse {path.name}",
+                       enabled=progress)
+    progress = not bar.disable
     match = _LINE.match
     try:
         with f, decoding(path):
@@ -177,6 +181,9 @@ def _rdflib_triples(path: Path, fmt: str) -> Iterator[tuple]:
         for t in (s, p, o):
             if isinstance(t, rdflib.URIRef):
                 _iri(str(t), path, None)
+            elif isinstance(t, rdflib.Literal) and _SURROGATE.search(str(t)):  # rdflib decodes "\uD800" so
+                raise InputError(path, f"literal {str(t)[:80]!r} holds a lone surrogate (an escape such as "
+                                       f"\\uD800), which is not a Unicode character", _line_of(path, "\\u"))
         sv, _ = term(s)
         ov, kind = term(o)
         dt = str(o.datatype) if kind == "literal" and o.datatype is not None else None

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
-
 from kgrec.errors import InputError
 from kgrec.io import decoding, open_text
+from kgrec.progress import progress_bar
 
 csv.field_size_limit(2**31 - 1)
 
@@ -108,10 +107,10 @@ def read_table(
     names: list[str] | None = None
     f = open_checked(path)
     size = os.path.getsize(path)
-    bar = tqdm(total=size, unit="B", unit_scale=True, desc=f"read {path.name}", disable=not progress, leave=False)
+    bar = progress_bar(total=size, unit="B", unit_scale=True, desc=f"read {path.name}", enabled=progress)
     try:
         with f, decoding(path):
-            src = _Progress(f, bar) if progress else f
+            src = f if bar.disable else _Progress(f, bar)
             for line_no, row in _rows(path, src, sep, quoting):
                 if not row or (len(row) == 1 and row[0].strip() == ""):
                     continue

@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch_geometric.data import HeteroData
-from tqdm import tqdm
 
 from kgrec.data import formats
 from kgrec.data.recbole import read_atomic
@@ -40,6 +39,7 @@ from kgrec.graph.artifact import (FORMAT_VERSION, INTERACTS, SAME_AS, SOURCE, TA
                                   reverse_relation)
 from kgrec.graph.spec import AttributeSpec, DomainSpec, FileRef, GraphSpec, ItemsSpec, LinkSpec
 from kgrec.graph.split import cold_start_users, split_frame
+from kgrec.progress import progress_bar
 
 _FOLDER_FILES = {
     "disencdr": ("train.txt", "test.txt"),
@@ -493,7 +493,7 @@ def build_graph(spec: GraphSpec, progress: bool = False) -> GraphArtifact:
     """
     ctx = _Context(spec, progress)
     doms = {r: d for r, d in ((SOURCE, spec.source), (TARGET, spec.target)) if d is not None}
-    steps = tqdm(total=6, desc=f"build {spec.name}", disable=not progress, leave=False)
+    steps = progress_bar(total=6, desc=f"build {spec.name}", enabled=progress)
 
     frames, items, user_key_of = {}, {}, {}
     for role, d in doms.items():

@@ -45,7 +45,6 @@ from typing import Callable
 import pandas as pd
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from kgrec.atomic import atomic_file, check_output, check_writable, remove_output
 from kgrec.errors import KgrecError
@@ -57,6 +56,7 @@ from kgrec.graph.artifact import INTERACTS, SOURCE, TARGET, GraphArtifact, load_
 from kgrec.graph.views import target_only
 from kgrec.models import RelationalGraph, TransferModel
 from kgrec.models.encoder import ModelConfig
+from kgrec.progress import progress_bar
 from kgrec.models.features import load_vectors, text_features
 from kgrec.models.heads import MLPHead
 from kgrec.models.paths import FILTER_ALPHAS, FILTER_BETAS, PATH_WEIGHTS, PathScorer, blend, blends
@@ -215,7 +215,7 @@ def _train_epoch(stage: str, epoch: int, model: TransferModel, graph: Relational
     sums: dict[str, float] = defaultdict(float)
     use_cl = lc.cl_weight > 0 and not frozen
     users_rows, items_rows = graph.node_slice("user"), graph.node_slice("item")
-    for s in tqdm(range(steps), desc=f"{stage} epoch {epoch}", leave=False, disable=not progress):
+    for s in progress_bar(range(steps), desc=f"{stage} epoch {epoch}", enabled=progress):
         idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
         if frozen:
             h, h0 = fixed, None
