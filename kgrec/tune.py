@@ -342,6 +342,7 @@ def _write_outputs(study: optuna.Study, base: TrainConfig, out: Path, key: str) 
         remove_output(run / "checkpoints")  # for --resume of a killed run, which a trial never does
         if best is None or run.name != f"{best.number:04d}":
             (run / "model.pt").unlink(missing_ok=True)
+            (run / "paths.pt").unlink(missing_ok=True)
 
 
 def format_study(study: optuna.Study, top: int = 10) -> str:
