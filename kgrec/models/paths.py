@@ -66,6 +66,9 @@ class ItemWalks:
 #: CSR result, the same again as COO (row, column, value: 20) while it is sorted, with room for the sort's
 #: permutation
 BYTES_PER_ENTRY = 48
+#: bytes a user's score entry costs in :meth:`PathScorer.scores` besides the dense result: torch's CSR
+#: product (measured about 29 per entry of its result on CPU) and the scatter into the result (16)
+PRODUCT_BYTES_PER_ENTRY = 48
 
 
 class PathScorer:
@@ -141,7 +144,7 @@ class PathScorer:
         src, dst, values = self._edges
         out = self._walk.a_t  # row u: the steps out of u
         into = col[dst] >= 0
-        last = sparse_op(src[into], col[dst[into]], values[into], (n, m)).a  # the last step, into the targets
+        last = _csr(src[into], col[dst[into]], values[into], (n, m))  # the last step, into the targets
         parts = []
         for chunk in _chunks(self._row_sizes(rows), self.memory_mb * 2**20 // BYTES_PER_ENTRY):
             x = _csr_rows(out, rows[chunk])
@@ -154,9 +157,9 @@ class PathScorer:
         """``[F]`` a bound on the entries a row holds at the widest step of :meth:`_operator`: row u of
         ``(W^T)^s`` has at most ``sum_v nnz(row v of (W^T)^(s-1))`` over u's out-edges ``u -> v``."""
         g, out = self.graph, self._walk.a_t
-        pattern = torch.sparse_csr_tensor(out.crow_indices(), out.col_indices(),
-                                          torch.ones_like(out.values(), dtype=torch.float64), out.shape)
-        size = torch.ones(g.num_nodes, 1, dtype=torch.float64, device=g.device)
+        pattern = torch.sparse_csr_tensor(out.crow_indices(), out.col_indices(), torch.ones_like(out.values()),
+                                          out.shape)  # float: counts past 2^24 round, a bound all the same
+        size = torch.ones(g.num_nodes, 1, device=g.device)
         widest = size
         for _ in range(self.hops - 1):
             step = spmm(pattern, size).clamp(max=g.num_nodes)
@@ -171,13 +174,13 @@ class PathScorer:
         first = _csr_rows(self._walk.a_t, users.to(g.device) + g.offsets["user"])  # row b: user b's steps
         first = torch.sparse_csr_tensor(first.crow_indices(), torch.searchsorted(walks.rows, first.col_indices()),
                                         first.values(), (len(users), len(walks.rows)))
-        return self._popularity((first @ walks.op).to_dense(), items)
+        return self._popularity(_dense(first @ walks.op), items)
 
     def batch_bytes(self, items: Tensor) -> int:
         """Bytes per user that :meth:`scores` holds besides its ``[B, M]`` result, at most: the sparse
-        product's ``M`` entries (column and value), and a second ``[B, M]`` when the popularity
-        exponent scales the result."""
-        return 12 * len(items) + (4 * len(items) if self.beta else 0)
+        product's (at most ``M`` entries a user), and a second ``[B, M]`` when the popularity exponent
+        scales the result."""
+        return PRODUCT_BYTES_PER_ENTRY * len(items) + (4 * len(items) if self.beta else 0)
 
     def with_beta(self, beta: float) -> "PathScorer":
         """The same RP3beta walk with another popularity exponent, sharing this scorer's operators and
@@ -207,7 +210,7 @@ class PathScorer:
         steps = float(max(len(items), 1)) ** -self.alpha * self._deg[rows].pow(into)
         first = torch.sparse_csr_tensor(torch.tensor([0, len(rows)], device=g.device),
                                         torch.searchsorted(walks.rows, rows), steps, (1, len(walks.rows)))
-        return self._popularity((first @ walks.op).to_dense(), candidates)
+        return self._popularity(_dense(first @ walks.op), candidates)
 
 
 def item_walks_state(scorer: PathScorer, items: Tensor, path_graph: str) -> dict:
@@ -253,6 +256,16 @@ def _chunks(sizes: Tensor, budget: int) -> list[slice]:
     return out
 
 
+def _dense(a: Tensor) -> Tensor:
+    """The CSR ``a`` as a dense tensor, holding 16 bytes per entry on the way (torch's ``to_dense``
+    holds about 65)."""
+    n_rows, n_cols = a.shape
+    out = torch.zeros(n_rows * n_cols, dtype=a.values().dtype, device=a.device)
+    flat = torch.repeat_interleave(torch.arange(n_rows, device=a.device) * n_cols, a.crow_indices().diff())
+    out[flat.add_(a.col_indices())] = a.values()
+    return out.view(n_rows, n_cols)
+
+
 def _csr_rows(a: Tensor, rows: Tensor) -> Tensor:
     """CSR ``[len(rows), K]``: the rows ``rows`` of the CSR ``a`` (torch has no index_select for CSR)."""
     crow, col, val = a.crow_indices(), a.col_indices(), a.values()
@@ -268,6 +281,12 @@ def _sorted(a: Tensor) -> Tensor:
     so that later sums run in one order."""
     coo = a.to_sparse_coo().coalesce()
     return _csr_from_coo(coo.indices()[0], coo.indices()[1], coo.values(), tuple(a.shape))
+
+
+def _csr(rows: Tensor, cols: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
+    """CSR with ``A[rows[e], cols[e]] += values[e]`` (one direction, no transpose kept)."""
+    coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, shape, check_invariants=False).coalesce()
+    return _csr_from_coo(coo.indices()[0], coo.indices()[1], coo.values(), shape)
 
 
 def _csr_from_coo(rows: Tensor, cols: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
