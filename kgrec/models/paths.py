@@ -16,6 +16,14 @@ probability raised to ``alpha``) and the item reached divided by ``deg(i)^beta``
 hops the default above is RP3beta at ``(alpha, beta) = (1, 1 - alpha)`` up to a factor per user.
 A run chooses its filter among :data:`FILTERS` by the filter's own validation NDCG.
 
+The walk is computed as ``first · op``: a user's first steps ``[F]`` (weights on every node a user
+can step to) times :class:`ItemWalks`, the sparse ``[F, M]`` weight of the remaining ``hops - 1``
+steps into each item, built once per walk by sparse products in chunks and saved with a run. The
+same numbers as propagating ``[N, B]`` over the whole graph, with nothing the size of the node
+count per user: memory is ``eval.memory_mb`` plus the operator, whose size is the number of
+(node, item) pairs a walk joins (a few million at three hops on the shipped graphs; most of the
+catalogue at five, which is why three is the default).
+
 The model's final score is ``z(embedding score) + w · z(path score)``, each standardised
 over the candidate items of a user, with ``w`` chosen on validation among
 :data:`PATH_WEIGHTS` (``0`` keeps the embeddings alone; ``16`` all but the filter alone, the
@@ -126,7 +134,7 @@ class PathScorer:
         return self._operators[key]
 
     def attach(self, walks: ItemWalks) -> None:
-        """Use a saved operator (see :func:`save_item_walks`) for its items instead of computing it."""
+        """Use a saved operator (:func:`item_walks_from_state`) for its items instead of computing it."""
         self._operators[walks.items.cpu().numpy().tobytes()] = walks
 
     def _operator(self, targets: Tensor, rows: Tensor) -> Tensor:
