@@ -78,14 +78,20 @@ def test_the_item_item_operator_scores_and_ranks_exactly_the_walk_it_replaced(ho
         assert torch.equal(top, top_k(reference, 10))
 
 
-def test_building_the_operator_in_chunks_gives_the_one_built_at_once():
+def test_building_the_operator_in_chunks_gives_the_one_built_at_once(monkeypatch):
+    from kgrec.models import paths
+
     graph = RelationalGraph.from_hetero(random_graph(7, users=60, source=40, target=30, entities=10))
     items = torch.arange(40, 70)
-    small, large = PathScorer(graph, 3, 0.75, memory_mb=1), PathScorer(graph, 3, 0.75, memory_mb=4096)
-    small_op, large_op = small.item_walks(items).op, large.item_walks(items).op
-    assert torch.equal(small_op.crow_indices(), large_op.crow_indices())
-    assert torch.equal(small_op.col_indices(), large_op.col_indices())
-    torch.testing.assert_close(small_op.values(), large_op.values())
+    whole = PathScorer(graph, 3, 0.75, memory_mb=4096).item_walks(items).op
+    chunks = []
+    split = paths._chunks
+    monkeypatch.setattr(paths, "_chunks", lambda sizes, budget: chunks.append(split(sizes, budget)) or chunks[-1])
+    monkeypatch.setattr(paths, "BYTES_PER_ENTRY", 2**20 // 200)  # 1 MB holds 200 entries: many chunks
+    chunked = PathScorer(graph, 3, 0.75, memory_mb=1).item_walks(items).op
+    assert len(chunks[-1]) > 5
+    assert torch.equal(chunked.indices(), whole.indices())
+    torch.testing.assert_close(chunked.values(), whole.values())
 
 
 def test_a_saved_operator_is_used_as_saved_and_another_walks_is_refused():

@@ -55,8 +55,10 @@ class ItemWalks:
         rows: ``[F]`` flat node indices a walk's first step can reach (every item, and whatever else
             a user has an edge to).
         items: ``[M]`` the items scored (type-local indices).
-        op: CSR ``[F, M]``: ``op[f, m] = (W^(hops-1))[items[m], rows[f]]``, the weight of the walks from
-            ``rows[f]`` to ``items[m]``; no entry dropped.
+        op: sparse COO ``[F, M]``, coalesced: ``op[f, m] = (W^(hops-1))[items[m], rows[f]]``, the weight
+            of the walks from ``rows[f]`` to ``items[m]``; no entry dropped. (COO because torch's CPU product
+            of two CSR matrices keeps about 50 KiB to 0.5 MiB per call, measured on torch 2.13; the COO
+            product keeps nothing.)
     """
 
     rows: Tensor
@@ -66,17 +68,16 @@ class ItemWalks:
     @property
     def nbytes(self) -> int:
         """Bytes the operator holds (indices and values)."""
-        return sum(t.numel() * t.element_size() for t in (self.rows, self.items, self.op.crow_indices(),
-                                                             self.op.col_indices(), self.op.values()))
+        return sum(t.numel() * t.element_size() for t in (self.rows, self.items, self.op.indices(), self.op.values()))
 
 
 #: bytes one stored entry of a sparse product costs while it is built: its column (8) and value (4) in the
 #: CSR result, the same again as COO (row, column, value: 20) while it is sorted, with room for the sort's
 #: permutation
 BYTES_PER_ENTRY = 48
-#: bytes a user's score entry costs in :meth:`PathScorer.scores` besides the dense result: torch's CSR
-#: product (measured about 29 per entry of its result on CPU) and the scatter into the result (16)
-PRODUCT_BYTES_PER_ENTRY = 48
+#: bytes a user's score entry costs in :meth:`PathScorer.scores` besides the dense result: torch's COO
+#: product (measured about 20 per entry of its result on CPU) and the scatter into the result (16)
+PRODUCT_BYTES_PER_ENTRY = 40
 
 
 class PathScorer:
@@ -147,19 +148,27 @@ class PathScorer:
         col[targets] = torch.arange(m, device=dev)
         if self.hops == 1:  # no step: each first-step node that is a target reaches itself
             hit = col[rows] >= 0
-            return _csr_from_coo(torch.arange(len(rows), device=dev)[hit], col[rows][hit],
-                                 torch.ones(int(hit.sum()), device=dev), (len(rows), m))
+            return _coo(torch.arange(len(rows), device=dev)[hit], col[rows][hit],
+                        torch.ones(int(hit.sum()), device=dev), (len(rows), m))
         src, dst, values = self._edges
         out = self._walk.a_t  # row u: the steps out of u
+        steps = out.to_sparse_coo()
         into = col[dst] >= 0
-        last = _csr(src[into], col[dst[into]], values[into], (n, m))  # the last step, into the targets
-        parts = []
+        last = _coo(src[into], col[dst[into]], values[into], (n, m))  # the last step, into the targets
+        indices, values = [], []
         for chunk in _chunks(self._row_sizes(rows), self.memory_mb * 2**20 // BYTES_PER_ENTRY):
-            x = _csr_rows(out, rows[chunk])
+            x = _csr_rows(out, rows[chunk]).to_sparse_coo()
             for _ in range(self.hops - 3):
-                x = _sorted(x @ out)
-            parts.append(_sorted(x @ last))
-        return _csr_cat(parts, m)
+                x = torch.sparse.mm(x, steps)
+            part = torch.sparse.mm(x, last).coalesce()
+            at = part.indices()
+            at[0] += chunk.start  # the chunk's rows in place (the part is dropped), still in order
+            indices.append(at)
+            values.append(part.values())
+        if not values:
+            return _coo(torch.zeros(0, dtype=torch.long, device=dev), torch.zeros(0, dtype=torch.long, device=dev),
+                        torch.zeros(0, device=dev), (len(rows), m))
+        return torch.sparse_coo_tensor(torch.cat(indices, 1), torch.cat(values), (len(rows), m), is_coalesced=True)
 
     def _row_sizes(self, rows: Tensor) -> Tensor:
         """``[F]`` a bound on the entries a row holds at the widest step of :meth:`_operator`: row u of
@@ -180,9 +189,9 @@ class PathScorer:
         g = self.graph
         walks = self.item_walks(items)
         first = _csr_rows(self._walk.a_t, users.to(g.device) + g.offsets["user"])  # row b: user b's steps
-        first = torch.sparse_csr_tensor(first.crow_indices(), torch.searchsorted(walks.rows, first.col_indices()),
-                                        first.values(), (len(users), len(walks.rows)))
-        return self._popularity(_dense(first @ walks.op), items)
+        first = _coo(torch.repeat_interleave(torch.arange(len(users), device=g.device), first.crow_indices().diff()),
+                     torch.searchsorted(walks.rows, first.col_indices()), first.values(), (len(users), len(walks.rows)))
+        return self._popularity(_dense(torch.sparse.mm(first, walks.op)), items)
 
     def batch_bytes(self, items: Tensor) -> int:
         """Bytes per user that :meth:`scores` holds besides its ``[B, M]`` result, at most: the sparse
@@ -216,9 +225,9 @@ class PathScorer:
         rows = torch.sort(items.to(g.device) + g.offsets["item"]).values
         into = 0.0 if self.beta is not None else self.alpha - 1
         steps = float(max(len(items), 1)) ** -self.alpha * self._deg[rows].pow(into)
-        first = torch.sparse_csr_tensor(torch.tensor([0, len(rows)], device=g.device),
-                                        torch.searchsorted(walks.rows, rows), steps, (1, len(walks.rows)))
-        return self._popularity(_dense(first @ walks.op), candidates)
+        first = _coo(torch.zeros(len(rows), dtype=torch.long, device=g.device), torch.searchsorted(walks.rows, rows),
+                     steps, (1, len(walks.rows)))
+        return self._popularity(_dense(torch.sparse.mm(first, walks.op)), candidates)
 
 
 def item_walks_state(scorer: PathScorer, items: Tensor, path_graph: str) -> dict:
@@ -226,8 +235,7 @@ def item_walks_state(scorer: PathScorer, items: Tensor, path_graph: str) -> dict
     belongs to and the graph it crosses, as plain tensors."""
     walks = scorer.item_walks(items)
     return {**scorer.walk_key, "path_graph": path_graph, "rows": walks.rows.cpu(), "items": walks.items.cpu(),
-            "crow": walks.op.crow_indices().cpu(), "col": walks.op.col_indices().cpu(),
-            "values": walks.op.values().cpu()}
+            "indices": walks.op.indices().cpu(), "values": walks.op.values().cpu()}
 
 
 def item_walks_from_state(state: dict, scorer: PathScorer, path_graph: str) -> ItemWalks:
@@ -244,11 +252,11 @@ def item_walks_from_state(state: dict, scorer: PathScorer, path_graph: str) -> I
     rows, items = state["rows"].to(dev), state["items"].to(dev)
     if not torch.equal(rows, scorer._rows):
         raise ValueError(f"saved for {len(rows):,} first-step nodes, the graph has {len(scorer._rows):,}")
-    crow, col = state["crow"].to(dev), state["col"].to(dev)
-    if len(crow) != len(rows) + 1 or len(col) != len(state["values"]) or int(crow[-1]) != len(col) \
-            or (len(col) and int(col.max()) >= len(items)):
+    indices, values = state["indices"].to(dev), state["values"].to(dev)
+    if indices.dim() != 2 or indices.shape != (2, len(values)) or (len(values) and (
+            int(indices.min()) < 0 or int(indices[0].max()) >= len(rows) or int(indices[1].max()) >= len(items))):
         raise ValueError("the operator's indices do not fit its shape")
-    return ItemWalks(rows, items, torch.sparse_csr_tensor(crow, col, state["values"].to(dev), (len(rows), len(items))))
+    return ItemWalks(rows, items, torch.sparse_coo_tensor(indices, values, (len(rows), len(items))).coalesce())
 
 
 def _chunks(sizes: Tensor, budget: int) -> list[slice]:
@@ -265,12 +273,12 @@ def _chunks(sizes: Tensor, budget: int) -> list[slice]:
 
 
 def _dense(a: Tensor) -> Tensor:
-    """The CSR ``a`` as a dense tensor, holding 16 bytes per entry on the way (torch's ``to_dense``
-    holds about 65)."""
+    """The coalesced COO ``a`` as a dense tensor, holding 16 bytes per entry on the way (torch's
+    ``to_dense`` holds more)."""
     n_rows, n_cols = a.shape
     out = torch.zeros(n_rows * n_cols, dtype=a.values().dtype, device=a.device)
-    flat = torch.repeat_interleave(torch.arange(n_rows, device=a.device) * n_cols, a.crow_indices().diff())
-    out[flat.add_(a.col_indices())] = a.values()
+    rows, cols = a.indices()
+    out[rows * n_cols + cols] = a.values()
     return out.view(n_rows, n_cols)
 
 
@@ -284,37 +292,9 @@ def _csr_rows(a: Tensor, rows: Tensor) -> Tensor:
     return torch.sparse_csr_tensor(indptr, col[idx], val[idx], (len(rows), a.shape[1]))
 
 
-def _sorted(a: Tensor) -> Tensor:
-    """The CSR ``a`` with its columns sorted within each row (a sparse product leaves them unsorted),
-    so that later sums run in one order."""
-    coo = a.to_sparse_coo().coalesce()
-    return _csr_from_coo(coo.indices()[0], coo.indices()[1], coo.values(), tuple(a.shape))
-
-
-def _csr(rows: Tensor, cols: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
-    """CSR with ``A[rows[e], cols[e]] += values[e]`` (one direction, no transpose kept)."""
-    coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, shape, check_invariants=False).coalesce()
-    return _csr_from_coo(coo.indices()[0], coo.indices()[1], coo.values(), shape)
-
-
-def _csr_from_coo(rows: Tensor, cols: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
-    """CSR of entries already sorted by (row, column), none repeated."""
-    counts = torch.bincount(rows, minlength=shape[0])
-    indptr = torch.cat([torch.zeros(1, dtype=torch.long, device=rows.device), counts.cumsum(0)])
-    return torch.sparse_csr_tensor(indptr, cols, values, shape)
-
-
-def _csr_cat(parts: list[Tensor], width: int) -> Tensor:
-    """The CSR matrices ``parts`` stacked row-wise."""
-    if not parts:
-        return torch.sparse_csr_tensor(torch.zeros(1, dtype=torch.long), torch.zeros(0, dtype=torch.long),
-                                       torch.zeros(0), (0, width))
-    crows, shift = [parts[0].crow_indices()[:1]], 0
-    for p in parts:
-        crows.append(p.crow_indices()[1:] + shift)
-        shift += p._nnz()
-    return torch.sparse_csr_tensor(torch.cat(crows), torch.cat([p.col_indices() for p in parts]),
-                                   torch.cat([p.values() for p in parts]), (sum(p.shape[0] for p in parts), width))
+def _coo(rows: Tensor, cols: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
+    """Coalesced COO with ``A[rows[e], cols[e]] += values[e]``."""
+    return torch.sparse_coo_tensor(torch.stack([rows, cols]), values, shape, check_invariants=False).coalesce()
 
 
 def standardise(scores: Tensor) -> Tensor:
