@@ -11,9 +11,10 @@ chunks within ``eval.memory_mb``), and a batch is one sparse product into ``[B, 
     python benchmarks/path_scores.py RUN_DIR [--threads 1] [--memory-mb MB]
 
 Peak memory is the process's peak resident size (``VmHWM``) during the pass above what it held
-after loading the run (the pass includes the encoder's forward pass over the graph), then the same
-for ranking the validation users by the walk scores alone, as a run's choice of walk does: what
-the walks add to the model and the graph.
+before it (the run loaded; the pass includes the encoder's forward pass over the graph), then the
+same for ranking the validation users by the walk scores alone, as a run's choice of walk does: what
+the walks add to the model and the graph. A first row measures the pass without path scores (the
+embeddings alone), for what the model and the graph take by themselves.
 """
 from __future__ import annotations
 
@@ -51,36 +52,35 @@ run = load_run(run_dir)
 if memory_mb:
     run = dataclasses.replace(run, config=dataclasses.replace(
         run.config, eval=dataclasses.replace(run.config.eval, memory_mb=memory_mb)), _cache={})
+def measure(fn):
+    libc.malloc_trim(0)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before, t = status("VmRSS"), time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t, status("VmHWM") - before
+
+# the pass without path scores: what the encoder's forward pass and the embedding scores take
+_, plain_s, plain_mb = measure(lambda: evaluate_run(dataclasses.replace(run, path_weight=0.0, _cache={}), "valid"))
 scorer = path_scorer(run.config, run.artifact, run.path_graph, run.device, run.path_filter)
 if variant == "dense":
     scorer = DenseWalks(scorer.graph, scorer.hops, scorer.alpha, scorer.beta)
 run._cache["paths"] = scorer
-libc.malloc_trim(0)
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")
-before = status("VmRSS")
-t = time.perf_counter()
-build = 0.0
-if variant == "operator":
-    walks = scorer.item_walks(run.artifact.items_of(TARGET))
-    build = time.perf_counter() - t
-    entries = walks.op._nnz()
-else:
-    entries = 0
-metrics = evaluate_run(run, "valid")
-seconds, peak = time.perf_counter() - t, status("VmHWM") - before
+items = run.artifact.items_of(TARGET)
+
+def validation_pass():  # the operator, where there is one, is built inside it (timed apart too)
+    t = time.perf_counter()
+    entries = scorer.item_walks(items).op._nnz() if variant == "operator" else 0
+    return evaluate_run(run, "valid"), entries, time.perf_counter() - t
+
+(metrics, entries, build), seconds, peak = measure(validation_pass)
 # the walks alone, ranked as choose_filter ranks them: what scoring adds without the encoder's forward pass
 from kgrec.eval import rank, ranking_task
 task = ranking_task(run.artifact, "valid")
-libc.malloc_trim(0)
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")
-before = status("VmRSS")
-t = time.perf_counter()
-top = rank(lambda u: scorer.scores(u, task.items), task, 20, run.config.eval.memory_mb,
-           user_bytes=scorer.batch_bytes(task.items))
-print(json.dumps({"seconds": seconds, "build_s": build, "peak_mb": peak, "entries": entries,
-                  "walk_s": time.perf_counter() - t, "walk_peak_mb": status("VmHWM") - before,
+top, walk_s, walk_mb = measure(lambda: rank(lambda u: scorer.scores(u, task.items), task, 20,
+                                            run.config.eval.memory_mb, user_bytes=scorer.batch_bytes(task.items)))
+print(json.dumps({"seconds": seconds, "build_s": build, "peak_mb": peak, "entries": entries, "walk_s": walk_s,
+                  "walk_peak_mb": walk_mb, "plain_s": plain_s, "plain_mb": plain_mb,
                   "memory_mb": run.config.eval.memory_mb, "metrics": metrics["all"]}))
 torch.save(top, tops)
 """
@@ -165,6 +165,7 @@ def main() -> None:
           f"fresh process each\n")
     print(f"{'':<30}{'validation pass':>22}{'walk scores alone':>22}")
     print(f"{'path scores':<30}{'seconds':>11}{'peak MiB':>11}{'seconds':>11}{'peak MiB':>11}")
+    print(f"{'none (the embeddings alone)':<30}{op['plain_s']:>11.1f}{op['plain_mb']:>11.0f}{'':>11}{'':>11}")
     for name, r in (("dense [N, B] walk (before)", dense), ("item-item operator (after)", op)):
         print(f"{name:<30}{r['seconds']:>11.1f}{r['peak_mb']:>11.0f}{r['walk_s']:>11.1f}{r['walk_peak_mb']:>11.0f}")
     print(f"{'after / before':<30}" + "".join(f"{op[k] / dense[k]:>10.2f}x" for k in
