@@ -71,7 +71,8 @@ items = run.artifact.items_of(TARGET)
 def validation_pass():  # the operator, where there is one, is built inside it (timed apart too)
     t = time.perf_counter()
     entries = scorer.item_walks(items).op._nnz() if variant == "operator" else 0
-    return evaluate_run(run, "valid"), entries, time.perf_counter() - t
+    build = time.perf_counter() - t
+    return evaluate_run(run, "valid"), entries, build
 
 (metrics, entries, build), seconds, peak = measure(validation_pass)
 # the walks alone, ranked as choose_filter ranks them: what scoring adds without the encoder's forward pass
