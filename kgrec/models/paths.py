@@ -71,9 +71,8 @@ class ItemWalks:
         return sum(t.numel() * t.element_size() for t in (self.rows, self.items, self.op.indices(), self.op.values()))
 
 
-#: bytes one stored entry of a sparse product costs while it is built: its column (8) and value (4) in the
-#: CSR result, the same again as COO (row, column, value: 20) while it is sorted, with room for the sort's
-#: permutation
+#: bytes one stored entry of a sparse product costs while it is built: row, column and value (20) in the
+#: product, the same again while it is coalesced, with room for the sort's permutation
 BYTES_PER_ENTRY = 48
 #: bytes a user's score entry costs in :meth:`PathScorer.scores` besides the dense result: torch's COO
 #: product (measured about 20 per entry of its result on CPU) and the scatter into the result (16)
@@ -139,7 +138,7 @@ class PathScorer:
         self._operators[walks.items.cpu().numpy().tobytes()] = walks
 
     def _operator(self, targets: Tensor, rows: Tensor) -> Tensor:
-        """CSR ``[F, M]``: the walks of ``hops - 1`` steps from ``rows`` to ``targets`` (flat indices), by
+        """Coalesced COO ``[F, M]``: the walks of ``hops - 1`` steps from ``rows`` to ``targets`` (flat indices), by
         sparse products forwards from the rows, a chunk of rows at a time, each chunk's widest product
         within ``memory_mb``."""
         g, dev = self.graph, self.graph.device
