@@ -10,9 +10,10 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
-from kgrec.errors import KgrecError
+from kgrec.errors import KgrecError, KgrecWarning
 from kgrec.memory import keep_freed_memory
 
 EXAMPLES = {
@@ -21,6 +22,7 @@ EXAMPLES = {
     "kg-signal": "example: kgrec kg-signal artifacts/lastfm_satori --csv reports/lastfm_kg_signal.csv",
     "export-graph": "example: kgrec export-graph artifacts/example --format ntriples --out artifacts/example-rdf",
     "datasets": "example: kgrec datasets --fetch movielens-100k",
+    "verify": "examples:\n  kgrec verify artifacts/example\n  kgrec verify runs/example",
     "train": "examples:\n  kgrec train --graph artifacts/example --out runs/example\n"
              "  kgrec train configs/amazon_cloth_to_sport.toml --seed 1 --set finetune.mode=upper\n"
              "  kgrec train --graph artifacts/example --mode target_only --set target_only.epochs=5",
@@ -79,26 +81,43 @@ def _kg_signal(args: argparse.Namespace) -> int:
 
     if args.shuffles < 1:
         raise KgrecError(f"--shuffles must be at least 1, got {args.shuffles}")
+    if args.csv:
+        from kgrec.atomic import check_file_output
+        check_file_output(args.csv, overwrite=args.overwrite, what="CSV file")
     table = kg_signal(load_graph(args.graph), args.domain, args.shuffles, args.seed, args.held_out)
     if args.json:
         print(table.to_json(orient="records", indent=2))
     else:
         print(format_signal(table))
     if args.csv:
-        out = Path(args.csv)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out, index=False)
-        print(f"wrote {out}", file=sys.stderr)
+        from kgrec.atomic import atomic_file
+
+        with atomic_file(args.csv, overwrite=args.overwrite, what="CSV file") as f:
+            table.to_csv(f, index=False)
+        print(f"wrote {args.csv}", file=sys.stderr)
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
+    from kgrec.atomic import check_file_output, check_output
     from kgrec.graph import load_graph
     from kgrec.graph.export import export_graph
 
-    out = export_graph(load_graph(args.graph), args.out, args.format)
+    if args.format in ("graphml", "edgelist"):
+        check_file_output(args.out, overwrite=args.overwrite, what=f"{args.format} file")
+    else:
+        check_output(args.out, overwrite=args.overwrite, ours=("spec.toml", "graph.nt"), what="RDF export directory")
+    out = export_graph(load_graph(args.graph), args.out, args.format, args.overwrite)
     print(f"wrote {out}")
     return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from kgrec.serve.verify import verify
+
+    report = verify(args.dir)
+    print("\n".join(report.lines()))
+    return 0 if report.ok else 2
 
 
 def _datasets(args: argparse.Namespace) -> int:
@@ -124,9 +143,11 @@ def parse_overrides(items: list[str] | None) -> dict:
     """
     import tomllib
 
+    from kgrec.io import check_utf8_arg
+
     out = {}
     for item in items or []:
-        key, eq, value = item.partition("=")
+        key, eq, value = check_utf8_arg(item, "--set").partition("=")
         if not eq or not key.strip():
             raise KgrecError(f"--set expects KEY=VALUE (e.g. pretrain.epochs=5), got {item!r}")
         try:
@@ -185,6 +206,12 @@ def _recommend(args: argparse.Namespace) -> int:
     given = [x for x in (args.user, args.users, args.history) if x]
     if len(given) != 1:
         raise KgrecError("give exactly one of --user ID, --users FILE or --history FILE")
+    if args.out:
+        from kgrec.atomic import check_file_output
+        if not args.users:
+            raise KgrecError("--out writes the recommendations of --users FILE; it is not used with --user or "
+                             "--history")
+        check_file_output(args.out, overwrite=args.overwrite, what="recommendations file")
     run = load_run(args.run, args.device)
     if args.history:
         df = recommend_from_history(run, read_history(run, args.history), args.k, not args.include_seen)
@@ -192,11 +219,12 @@ def _recommend(args: argparse.Namespace) -> int:
         path = Path(args.users)
         if not path.is_file():
             raise KgrecError(f"{path}: users file not found")
-        users = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        from kgrec.io import read_text
+        users = [line.strip() for line in read_text(path, "users file").splitlines() if line.strip()]
         df = recommend_many(run, users, args.k, not args.include_seen)
         if args.out:
             from kgrec.atomic import atomic_file
-            with atomic_file(args.out, "wb") as f:
+            with atomic_file(args.out, "wb", overwrite=args.overwrite, what="recommendations file") as f:
                 df.drop(columns="item_index").to_parquet(f, index=False)
             print(f"{len(users):,} users, {len(df):,} recommendations -> {args.out}")
             return 0
@@ -280,8 +308,8 @@ def _spec_or_graph(args: argparse.Namespace, out: Path):
         spec = load_spec(args.spec)
         graph_dir = out / "graph"
         wanted = _json.loads(_json.dumps(spec.to_dict(), default=str))
-        manifest = graph_dir / "manifest.json"
-        if manifest.exists() and _json.loads(manifest.read_text()).get("spec") == wanted:
+        from kgrec.graph.artifact import is_artifact_dir, read_manifest
+        if is_artifact_dir(graph_dir) and read_manifest(graph_dir).get("spec") == wanted:
             artifact = load_graph(graph_dir)
         else:
             artifact = build_graph(spec, progress=not args.quiet)
@@ -290,10 +318,12 @@ def _spec_or_graph(args: argparse.Namespace, out: Path):
 
 
 def _benchmark(args: argparse.Namespace) -> int:
-    from kgrec.eval.benchmark import CROSS_DOMAIN, DEFAULT_MODELS, SOURCE_MODELS, run_benchmark, save_settings
+    from kgrec.atomic import check_directory
+    from kgrec.benchmark import CROSS_DOMAIN, DEFAULT_MODELS, SOURCE_MODELS, run_benchmark, save_settings
     from kgrec.train.config import make_config
 
     out = Path(args.out)
+    check_directory(out, "report directory")
     graph_dir, artifact = _spec_or_graph(args, out)
     overrides = {"graph": str(graph_dir.resolve()), "device": args.device, **parse_overrides(args.set)}
     config = make_config(args.config, overrides)
@@ -316,10 +346,12 @@ def _benchmark(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
+    from kgrec.atomic import check_directory
     from kgrec.train.config import make_config
     from kgrec.tune import default_space, format_study, load_space, tune
 
     out = Path(args.out)
+    check_directory(out, "study directory")
     graph_dir, artifact = _spec_or_graph(args, out)
     overrides = parse_overrides(args.set)
     config = make_config(args.config, {"graph": str(graph_dir.resolve()), "device": args.device, **overrides})
@@ -361,6 +393,7 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--shuffles", type=int, default=20, help="random deals of the items' neighbours (the chance level)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--csv", help="also write the whole table (every relation) to this CSV file")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --csv file")
     s.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     s.set_defaults(func=_kg_signal)
 
@@ -368,11 +401,17 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("graph", help="artifact directory")
     e.add_argument("--format", default="graphml", choices=["graphml", "edgelist", "ntriples", "turtle"])
     e.add_argument("--out", required=True, help="file (graphml, edgelist) or directory (ntriples, turtle)")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing file, or an earlier RDF export")
     e.set_defaults(func=_export)
 
     d = sub.add_parser("datasets", help="list registered datasets, or fetch them", epilog=EXAMPLES["datasets"])
     d.add_argument("--fetch", nargs="*", metavar="NAME", help="download (and verify) these datasets")
     d.set_defaults(func=_datasets)
+
+    f = sub.add_parser("verify", help="check a graph artifact's or a run's files against their recorded checksums",
+                       epilog=EXAMPLES["verify"], formatter_class=argparse.RawDescriptionHelpFormatter)
+    f.add_argument("dir", help="a graph artifact or run directory; prints each file's state, exits 2 if any is wrong")
+    f.set_defaults(func=_verify)
 
     t = sub.add_parser("train", help="pre-train and fine-tune (or train target-only) into a run directory",
                        epilog=EXAMPLES["train"], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -405,6 +444,7 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--paths", type=int, default=2, help="paths per item with --explain")
     r.add_argument("--json", action="store_true")
     r.add_argument("--out", help="Parquet file for --users")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing --out file (never a directory)")
     r.set_defaults(func=_recommend)
 
     x = run_parser("explain", "the KG paths from a user to an item, ranked by the trained model")
@@ -474,8 +514,20 @@ def make_parser() -> argparse.ArgumentParser:
     return p
 
 
+_show_warning = warnings.showwarning
+
+
+def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A :class:`KgrecWarning` as one ``kgrec: warning:`` line; any other warning as Python shows it."""
+    if issubclass(category, KgrecWarning):
+        print(f"kgrec: warning: {message}", file=sys.stderr)
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
+    warnings.showwarning = _print_warning
     keep_freed_memory()
     try:
         return args.func(args)

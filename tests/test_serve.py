@@ -199,7 +199,7 @@ def test_with_path_scores_recommendations_rank_by_the_blend(run):
         np.testing.assert_allclose(recs["score"].to_numpy(), want.sort(descending=True).values.numpy(), rtol=1e-5)
     assert run.paths() is None and blended.paths() is not None
     # evaluate scores the blend too: it differs from the embeddings alone
-    assert blended.evaluate("test") != run.evaluate("test")
+    assert evaluate_run(blended, "test") != evaluate_run(run, "test")
 
 
 def test_a_run_saves_its_walks_and_serves_them_and_a_foreign_file_is_refused(run, tmp_path):

@@ -18,6 +18,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from kgrec.data.table import open_checked
+from kgrec.io import decoding, not_utf8
 from kgrec.errors import InputError
 
 OWL_SAME_AS = "http://www.w3.org/2002/07/owl#sameAs"
@@ -92,7 +93,7 @@ def iter_ntriples(path: str | Path, progress: bool = False) -> Iterator[tuple]:
                disable=not progress, leave=False)
     match = _LINE.match
     try:
-        with f:
+        with f, decoding(path):
             for n, line in enumerate(f, 1):
                 if progress:
                     bar.update(len(line.encode("utf-8")))
@@ -111,8 +112,6 @@ def iter_ntriples(path: str | Path, progress: bool = False) -> Iterator[tuple]:
                     yield s, p, "_:" + o_b, "bnode", None, None
                 else:
                     yield s, p, _unescape(lit, path, n), "literal", dt, lang
-    except UnicodeDecodeError as e:
-        raise InputError(path, f"not valid UTF-8 ({e.reason})") from None
     finally:
         bar.close()
 
@@ -123,6 +122,8 @@ def _rdflib_triples(path: Path, fmt: str) -> Iterator[tuple]:
     g = rdflib.Graph()
     try:
         g.parse(str(path), format=fmt)
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
     except Exception as e:  # rdflib's parsers raise many exception types
         msg = " ".join(str(e).split())
         m = re.search(r"line (\d+)", msg)

@@ -27,7 +27,7 @@ from torch_geometric.data import HeteroData
 from tqdm import tqdm
 
 from kgrec.data import formats
-from kgrec.data.atomic import read_atomic
+from kgrec.data.recbole import read_atomic
 from kgrec.data.datasets import ensure_dataset, sha256
 from kgrec.data.interactions import k_core, read_interactions
 from kgrec.data.rdf import LABEL_PREDICATES, RDF_FORMATS, read_rdf

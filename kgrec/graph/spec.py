@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from kgrec.errors import SpecError
-from kgrec.tomlconfig import TomlTable, read_toml
+from kgrec.tomlconfig import TomlTable, read_extended
 
 ITEM_ALIGNMENTS = ("none", "id", "mapping", "linked", "interactions")
 INTERACTION_FORMATS = ("auto", "csv", "tsv", "parquet", "atomic", "disencdr", "cdrib", "split_dir", "kgat", "art_office")
@@ -241,9 +241,11 @@ def _domain(t: TomlTable, ds: str | None, role: str) -> DomainSpec:
     return d
 
 
-def parse_spec(data: dict, path: str = "<spec>", root: str | Path = ".") -> GraphSpec:
-    """Validate a spec already parsed from TOML. Raises :class:`SpecError`."""
-    t = TomlTable(path, "", data)
+def parse_spec(data: dict, path: str = "<spec>", root: str | Path = ".",
+               origins: Mapping[str, str] | None = None) -> GraphSpec:
+    """Validate a spec already parsed from TOML (``origins``: see :func:`kgrec.tomlconfig.read_extended`).
+    Raises :class:`SpecError`."""
+    t = TomlTable(path, "", data, origins)
     ds = t.get("dataset", str, None)
     src = t.sub("source")
     tgt = t.sub("target")
@@ -321,13 +323,14 @@ def parse_spec(data: dict, path: str = "<spec>", root: str | Path = ".") -> Grap
 
 
 def load_spec(path: str | Path) -> GraphSpec:
-    """Read and validate a TOML graph spec.
+    """Read and validate a TOML graph spec, on top of the specs it ``extends`` (if any).
 
     Raises:
-        SpecError: the file is missing, is not valid TOML, or has a bad key.
+        SpecError: the file (or a parent) is missing, is not valid TOML, or has a bad key.
     """
     path = Path(path)
-    return parse_spec(read_toml(path, "spec"), str(path), path.parent)
+    data, origins = read_extended(path, "spec")
+    return parse_spec(data, str(path), path.parent, origins)
 
 
 def with_seed(spec: GraphSpec, seed: int) -> GraphSpec:

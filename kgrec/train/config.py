@@ -18,11 +18,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from kgrec.errors import SpecError
 from kgrec.models.encoder import ModelConfig
-from kgrec.tomlconfig import TomlTable, read_dataclass, read_toml
+from kgrec.tomlconfig import TomlTable, read_dataclass, read_extended
 
 MODES = ("transfer", "target_only")
 FINETUNE_MODES = ("full", "upper", "frozen")
@@ -126,13 +126,15 @@ def _eval(t: TomlTable | None) -> EvalConfig:
     return EvalConfig(k, tuple(sorted(set(ks) | {k})), mem)
 
 
-def parse_config(data: dict, path: str = "<config>", root: str | Path = ".") -> TrainConfig:
-    """Validate a parsed TOML table into a :class:`TrainConfig`; ``graph`` is resolved against ``root``.
+def parse_config(data: dict, path: str = "<config>", root: str | Path = ".",
+                 origins: Mapping[str, str] | None = None) -> TrainConfig:
+    """Validate a parsed TOML table into a :class:`TrainConfig`; ``graph`` is resolved against ``root``
+    (``origins``: see :func:`kgrec.tomlconfig.read_extended`).
 
     Raises:
         SpecError: naming the file and the dotted key.
     """
-    t = TomlTable(path, "", data)
+    t = TomlTable(path, "", data, origins)
     graph = t.get("graph", str)
     graph_path = Path(graph)
     if not graph_path.is_absolute():
@@ -170,9 +172,10 @@ def parse_config(data: dict, path: str = "<config>", root: str | Path = ".") -> 
 
 
 def load_config(path: str | Path) -> TrainConfig:
-    """Read and validate a training config TOML file."""
+    """Read and validate a training config TOML file, on top of the configs it ``extends`` (if any)."""
     path = Path(path)
-    return parse_config(read_toml(path, "config"), str(path), path.parent)
+    data, origins = read_extended(path, "config")
+    return parse_config(data, str(path), path.parent, origins)
 
 
 def to_toml(cfg: TrainConfig) -> str:
@@ -201,7 +204,7 @@ def make_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     Raises:
         SpecError: a missing ``graph`` or any bad key, naming where it came from.
     """
-    data: dict[str, Any] = read_toml(path, "config") if path is not None else {}
+    data, origins = read_extended(path, "config") if path is not None else ({}, {})
     for key, value in (overrides or {}).items():
         node = data
         *parents, leaf = key.split(".")
@@ -211,4 +214,6 @@ def make_config(path: str | Path | None = None, overrides: dict[str, Any] | None
                 raise SpecError(path or "<overrides>", key, f"'{part}' is not a table")
         node[leaf] = value
     root = Path(path).parent if path is not None else Path(".")
-    return parse_config(data, str(path) if path is not None else "<command line>", root)
+    # an overridden key is no longer the parent file's
+    origins = {k: v for k, v in origins.items() if not any(k == o or k.startswith(o + ".") for o in overrides or {})}
+    return parse_config(data, str(path) if path is not None else "<command line>", root, origins)

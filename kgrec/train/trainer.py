@@ -24,6 +24,9 @@ Run directory::
     model.pt             the final weights and what is needed to rebuild the model
     paths.pt             the chosen walk's item-item operator (kgrec.models.paths.ItemWalks), when blended in
     results.json         final validation and test metrics
+
+``run.json``, written last, records the SHA-256 of the files above (``files``) and the
+``graph_checksum`` of the artifact trained on (:mod:`kgrec.integrity`); loading the run checks both.
 """
 from __future__ import annotations
 
@@ -47,6 +50,8 @@ from tqdm import tqdm
 
 from kgrec.atomic import atomic_file, check_output, check_writable, remove_output
 from kgrec.errors import KgrecError
+from kgrec.integrity import record_files
+from kgrec.io import load_torch
 from kgrec.eval import METRICS, RankingTask, evaluate, mean_metrics, metrics_of_top, ranking_task
 from kgrec.eval.ranking import rank_each
 from kgrec.graph.artifact import INTERACTS, SOURCE, TARGET, GraphArtifact, load_graph, reverse_relation
@@ -59,7 +64,7 @@ from kgrec.models.paths import (FILTER_ALPHAS, FILTER_BETAS, PATH_WEIGHTS, PathS
                                 item_walks_state)
 from kgrec.train.config import StageConfig, TrainConfig, to_toml
 from kgrec.train.losses import RANKING_LOSSES, adversarial_loss, info_nce, kg_loss, l2_penalty, mmd
-from kgrec.train.sampling import NegativeSampler
+from kgrec.graph.negatives import NegativeSampler
 
 
 @dataclass
@@ -386,7 +391,7 @@ def _write_history(out: Path, rows: list[dict]) -> None:
 def _run_stage(stage: str, cfg: StageConfig, model: TransferModel, graph: RelationalGraph, data: _Batches,
                config: TrainConfig, task: RankingTask, out: Path, gen: torch.Generator, writer, history: list[dict],
                resume: bool, progress: bool, log: Callable[[str], None],
-               on_epoch: Callable[[int, float], None] | None = None) -> dict:
+               on_epoch: Callable[[int, float], None] | None = None, graph_checksum: str | None = None) -> dict:
     ckpt = out / "checkpoints" / f"{stage}.pt"
     params = _trainable(model, stage, config)
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -394,12 +399,21 @@ def _run_stage(stage: str, cfg: StageConfig, model: TransferModel, graph: Relati
     st = {"epoch": 0, "best": -math.inf, "best_epoch": 0, "best_state": None, "bad": 0, "rows": [], "done": False,
           "epoch_s": []}
     if resume and ckpt.exists():
-        saved = torch.load(ckpt, map_location=graph.device, weights_only=True)
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
-        torch.set_rng_state(saved["rng"])
-        gen.set_state(saved["generator"])
-        st = saved["stage"]
+        saved = load_torch(ckpt, "checkpoint", map_location=graph.device)
+        was = saved.get("graph_checksum") if isinstance(saved, dict) else None
+        if was and graph_checksum and was != graph_checksum:
+            raise KgrecError(f"{ckpt} was trained on another graph than {config.graph} (checksum {was[:12]}..., "
+                             f"the graph's is {graph_checksum[:12]}...); resume on that graph, or train afresh "
+                             f"with --overwrite")
+        try:
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["optimizer"])
+            torch.set_rng_state(saved["rng"])
+            gen.set_state(saved["generator"])
+            st = saved["stage"]
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise KgrecError(f"{ckpt}: not a checkpoint of this run ({str(e).splitlines()[0][:120]}); delete it to "
+                             f"restart the stage, or train afresh with --overwrite") from None
         log(f"{stage}: resumed after epoch {st['epoch']}" + (" (stage finished)" if st["done"] else ""))
     elif stage == "finetune":
         # the pre-trained model is the score to beat: fine-tuning can only improve on it
@@ -436,7 +450,7 @@ def _run_stage(stage: str, cfg: StageConfig, model: TransferModel, graph: Relati
         st["epoch"] = epoch
         st["done"] = st["bad"] >= cfg.patience or epoch == cfg.epochs
         _save_checkpoint(ckpt, {"model": model.state_dict(), "optimizer": opt.state_dict(), "rng": torch.get_rng_state(),
-                                "generator": gen.get_state(), "stage": st})
+                                "generator": gen.get_state(), "stage": st, "graph_checksum": graph_checksum})
         if on_epoch is not None:
             on_epoch(sum(1 for r in history if r["epoch"] > 0), m[key])
     if not st["done"]:  # zero epochs configured, or resumed a finished stage
@@ -450,9 +464,24 @@ def _run_stage(stage: str, cfg: StageConfig, model: TransferModel, graph: Relati
 def _versions() -> dict[str, str]:
     import torch_geometric
 
-    from kgrec import __version__
+    from kgrec.version import __version__
     return {"kgrec": __version__, "torch": torch.__version__, "torch_geometric": torch_geometric.__version__,
             "python": platform.python_version()}
+
+
+#: a run's files recorded in run.json: not run.json itself, the TensorBoard events, nor config.toml, which
+#: is the user's to edit (to point it at a moved artifact: the graph's own checksum is recorded instead)
+RUN_FILES = ("metrics.csv", "model.pt", "paths.pt", "results.json")
+
+
+def write_run_record(out: Path, run: dict, graph_checksum: str | None) -> None:
+    """Write ``out/run.json``: ``run`` plus the checksums of the run's files and of the graph trained on
+    (``kgrec update`` rewrites it once the run's own graph is saved)."""
+    names = [n for n in RUN_FILES if (out / n).is_file()]
+    names += sorted(p.relative_to(out).as_posix() for p in (out / "checkpoints").glob("*.pt"))
+    record = {**run, "graph_checksum": graph_checksum, "files": record_files(out, names)}
+    with atomic_file(out / "run.json") as f:
+        json.dump(record, f, indent=2)
 
 
 def is_run_dir(path: Path) -> bool:
@@ -533,7 +562,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
     try:
         for stage, cfg, graph in stages:
             summary[stage] = _run_stage(stage, cfg, model, graph, data, config, valid, out, gen, writer, history,
-                                        resume, progress, log, on_epoch)
+                                        resume, progress, log, on_epoch, artifact.manifest.get("checksum"))
     finally:  # on_epoch may raise
         writer.close()
     final_graph = stages[-1][2]
@@ -577,8 +606,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
     run = {"mode": config.mode, "seed": config.seed, "device": str(device), "graph": config.graph,
            "graph_name": artifact.manifest.get("name"), "versions": _versions(), "stages": summary,
            "seconds": round(time.time() - started, 1)}
-    with atomic_file(out / "run.json") as f:
-        json.dump(run, f, indent=2)
+    write_run_record(out, run, artifact.manifest.get("checksum"))
     log(f"{config.mode}: valid ndcg@{config.eval.k} {valid_m[f'ndcg@{config.eval.k}']:.4f}"
         + (f", test ndcg@{config.eval.k} {test_m[f'ndcg@{config.eval.k}']:.4f}" if test_m else "") + f"  -> {out}")
     return TrainResult(out, valid_m, test_m, pd.DataFrame(history), model, final_graph, paths, path_weight,
