@@ -46,6 +46,7 @@ from kgrec.io import load_torch
 from kgrec.memory import keep_freed_memory
 from kgrec.models.paths import blend
 from kgrec.train.baselines import BASELINES, fit_baseline
+from kgrec.train.budget import check_memory
 from kgrec.train.config import TrainConfig
 from kgrec.train.trainer import TrainResult, resolve_device, train
 
@@ -218,6 +219,8 @@ def run_benchmark(artifact: GraphArtifact, config: TrainConfig, out: str | Path,
                          f"domain: leave them out of --models")
     if jobs < 1:
         raise KgrecError(f"jobs must be at least 1, got {jobs}")
+    check_memory(config, {t: int(artifact.data[t].num_nodes) for t in artifact.data.node_types},
+                 resolve_device(config.device))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     task = ranking_task(artifact, "test", exclude=("train", "valid"))

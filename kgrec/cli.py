@@ -13,8 +13,10 @@ import time
 import warnings
 from pathlib import Path
 
+from kgrec import argtypes
 from kgrec.errors import KgrecError, KgrecWarning
 from kgrec.memory import keep_freed_memory
+
 
 EXAMPLES = {
     "build": "example: kgrec build graphs/examples/movies_books.toml --out artifacts/example",
@@ -79,8 +81,6 @@ def _kg_signal(args: argparse.Namespace) -> int:
     from kgrec.graph import load_graph
     from kgrec.graph.signal import format_signal, kg_signal
 
-    if args.shuffles < 1:
-        raise KgrecError(f"--shuffles must be at least 1, got {args.shuffles}")
     if args.csv:
         from kgrec.atomic import check_file_output
         check_file_output(args.csv, overwrite=args.overwrite, what="CSV file")
@@ -280,8 +280,7 @@ def _update(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from kgrec.serve import evaluate_run, load_run
 
-    ks = tuple(int(k) for k in args.ks.split(","))
-    res = evaluate_run(load_run(args.run, args.device), args.split, ks)
+    res = evaluate_run(load_run(args.run, args.device), args.split, args.ks)
     if args.json:
         print(json.dumps(res, indent=1))
         return 0
@@ -333,12 +332,11 @@ def _benchmark(args: argparse.Namespace) -> int:
         ("kgrec_transfer_target",) if config.finetune.graph == "merged" else ())
     if not args.models and not len(artifact.split("train", "source")[0]):  # one domain: nothing to transfer
         models = tuple(m for m in models if m not in SOURCE_MODELS + CROSS_DOMAIN)
-    seeds = tuple(int(s) for s in args.seeds.split(","))
     start = time.perf_counter()
     log = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
-    run_benchmark(artifact, config, out, models, seeds, args.sampled, log, jobs=args.jobs)
+    run_benchmark(artifact, config, out, models, args.seeds, args.sampled, log, jobs=args.jobs)
     wall = time.perf_counter() - start
-    save_settings(out, {"spec": args.spec, "graph": str(graph_dir), "models": models, "seeds": seeds,
+    save_settings(out, {"spec": args.spec, "graph": str(graph_dir), "models": models, "seeds": args.seeds,
                         "config": config.to_dict(), "wall_seconds": round(wall, 1)})
     print((out / "report.md").read_text())
     print(f"report -> {out} ({wall / 60:.1f} min)")
@@ -374,7 +372,7 @@ def make_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="build a graph artifact from a spec", epilog=EXAMPLES["build"])
     b.add_argument("spec", help="graph spec (TOML), e.g. graphs/ml100k_genres.toml")
     b.add_argument("--out", required=True, help="artifact directory to write (atomically)")
-    b.add_argument("--seed", type=int, default=None, help="override the spec's split seed")
+    b.add_argument("--seed", type=argtypes.seed, default=None, help="override the spec's split seed")
     b.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     b.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     b.set_defaults(func=_build)
@@ -390,8 +388,8 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--domain", default="target", choices=["source", "target"], help="whose items and interactions")
     s.add_argument("--held-out", default="valid", choices=["valid", "test", ""],
                    help="split whose pairs the held-out share counts ('' for none)")
-    s.add_argument("--shuffles", type=int, default=20, help="random deals of the items' neighbours (the chance level)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--shuffles", type=argtypes.positive_int, default=20, help="random deals of the items' neighbours (the chance level)")
+    s.add_argument("--seed", type=argtypes.seed, default=0)
     s.add_argument("--csv", help="also write the whole table (every relation) to this CSV file")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --csv file")
     s.add_argument("--json", action="store_true", help="print JSON records instead of a table")
@@ -418,7 +416,7 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("config", nargs="?", help="training config (TOML); optional with --graph")
     t.add_argument("--graph", help="graph artifact directory (overrides the config's)")
     t.add_argument("--mode", choices=["transfer", "target_only"], help="transfer (default) or the target-only control")
-    t.add_argument("--seed", type=int, help="seed for initialisation, sampling and shuffling")
+    t.add_argument("--seed", type=argtypes.seed, help="seed for initialisation, sampling and shuffling")
     t.add_argument("--device", help="cpu, cuda, cuda:N or auto")
     t.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a config key, e.g. --set pretrain.epochs=5 --set model.head=distmult")
@@ -438,10 +436,10 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--user", help="a user id of the graph")
     r.add_argument("--users", help="file with one user id per line (batch mode; with --out writes Parquet)")
     r.add_argument("--history", help="a new user's items, one per line ('domain:id' or a target item id)")
-    r.add_argument("--k", type=int, default=10)
+    r.add_argument("--k", type=argtypes.positive_int, default=10)
     r.add_argument("--include-seen", action="store_true", help="keep items the user already interacted with (train/valid)")
     r.add_argument("--explain", action="store_true", help="print the KG paths behind each recommendation")
-    r.add_argument("--paths", type=int, default=2, help="paths per item with --explain")
+    r.add_argument("--paths", type=argtypes.positive_int, default=2, help="paths per item with --explain")
     r.add_argument("--json", action="store_true")
     r.add_argument("--out", help="Parquet file for --users")
     r.add_argument("--overwrite", action="store_true", help="replace an existing --out file (never a directory)")
@@ -450,7 +448,7 @@ def make_parser() -> argparse.ArgumentParser:
     x = run_parser("explain", "the KG paths from a user to an item, ranked by the trained model")
     x.add_argument("--user", required=True)
     x.add_argument("--item", required=True, help="item id ('domain:id', or looked up in the target first)")
-    x.add_argument("--paths", type=int, default=3)
+    x.add_argument("--paths", type=argtypes.positive_int, default=3)
     x.add_argument("--json", action="store_true")
     x.set_defaults(func=_explain)
 
@@ -463,7 +461,7 @@ def make_parser() -> argparse.ArgumentParser:
     u = run_parser("update", "fold new interactions into a run and fine-tune from its weights")
     u.add_argument("--interactions", required=True, help="CSV/TSV/Parquet with user, item[, domain]")
     u.add_argument("--out", required=True, help="the new run directory")
-    u.add_argument("--epochs", type=int, default=3)
+    u.add_argument("--epochs", type=argtypes.non_negative_int, default=3)
     u.add_argument("--overwrite", action="store_true")
     u.add_argument("--quiet", action="store_true")
     u.add_argument("--json", action="store_true", help="print the whole report (also in OUT/update.json)")
@@ -471,7 +469,7 @@ def make_parser() -> argparse.ArgumentParser:
 
     v = run_parser("evaluate", "full-ranking metrics of a run on its held-out target split")
     v.add_argument("--split", default="test", choices=["valid", "test"])
-    v.add_argument("--ks", default="10,20", help="comma-separated cut-offs")
+    v.add_argument("--ks", type=argtypes.positive_ints, default=(10, 20), help="comma-separated cut-offs")
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=_evaluate)
 
@@ -485,11 +483,11 @@ def make_parser() -> argparse.ArgumentParser:
                                     "kgrec_transfer_target (fine-tuned on the target's own graph) unless the config "
                                     "already fine-tunes there, and kgrec_transfer_upper / kgrec_transfer_frozen "
                                     "where the model has the weights they fine-tune")
-    k.add_argument("--seeds", default="0,1,2")
-    k.add_argument("--sampled", type=int, default=999, help="negatives per test item in the sampled protocol (0: off)")
+    k.add_argument("--seeds", type=argtypes.seeds, default=(0, 1, 2), help="comma-separated")
+    k.add_argument("--sampled", type=argtypes.non_negative_int, default=999, help="negatives per test item in the sampled protocol (0: off)")
     k.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, as for 'kgrec train'")
     k.add_argument("--device", default="cpu")
-    k.add_argument("--jobs", type=int, default=1,
+    k.add_argument("--jobs", type=argtypes.positive_int, default=1,
                    help="(seed, model) trainings run at once, each in its own process with an equal share of the CPU threads "
                         "(README, Results, has the wall times measured with it)")
     k.add_argument("--quiet", action="store_true")
@@ -501,13 +499,13 @@ def make_parser() -> argparse.ArgumentParser:
     n.add_argument("--graph", help="an existing graph artifact instead of a spec")
     n.add_argument("--out", required=True, help="study directory (study.db, trials.csv, best.toml, trials/); "
                                                 "an existing study there is continued")
-    n.add_argument("--trials", type=int, required=True, help="finished trials wanted in total, earlier runs' included")
+    n.add_argument("--trials", type=argtypes.positive_int, required=True, help="finished trials wanted in total, earlier runs' included")
     n.add_argument("--config", help="base training config (TOML): every key the search leaves alone")
     n.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, as for 'kgrec train'")
     n.add_argument("--space", help="search space (TOML): key = [low, high], { low, high, log = true } or "
                                    "{ choices = [...] }; default: loss weights, model.layers, model.dim, pretrain.lr, "
                                    "loss.l2")
-    n.add_argument("--seed", type=int, default=0, help="the sampler's seed (the trainings use the config's seed)")
+    n.add_argument("--seed", type=argtypes.seed, default=0, help="the sampler's seed (the trainings use the config's seed)")
     n.add_argument("--device", default="cpu")
     n.add_argument("--quiet", action="store_true", help="no line per trial")
     n.set_defaults(func=_tune)

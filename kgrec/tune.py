@@ -35,8 +35,9 @@ from kgrec.errors import OutputError, SpecError
 from kgrec.graph.artifact import GraphArtifact
 from kgrec.io import read_json
 from kgrec.tomlconfig import read_toml
+from kgrec.train.budget import check_memory
 from kgrec.train.config import TrainConfig, parse_config, to_toml
-from kgrec.train.trainer import train, write_run_record
+from kgrec.train.trainer import resolve_device, train, write_run_record
 
 STUDY_NAME = "kgrec"
 
@@ -245,6 +246,8 @@ def tune(artifact: GraphArtifact, base_config: TrainConfig, out: str | Path, tri
     base = dataclasses.replace(base_config, graph=str(Path(base_config.graph).resolve()))
     space = dict(space if space is not None else default_space(artifact, base))
     check_space(space, base)
+    check_memory(base, {t: int(artifact.data[t].num_nodes) for t in artifact.data.node_types},
+                 resolve_device(base.device))
     key = f"ndcg@{base.eval.k}"
     out.mkdir(parents=True, exist_ok=True)
     seen = validation_view(artifact)

@@ -20,6 +20,7 @@ LAYERS = {
     "kgrec.version": 0,
     "kgrec.io": 0.5,  # reading files: below everything that reads one
     "kgrec.integrity": 0.5,
+    "kgrec.argtypes": 1.5,  # the CLI's argument types
     "kgrec.atomic": 1,
     "kgrec.memory": 1,
     "kgrec.tomlconfig": 1,

@@ -50,7 +50,16 @@ def open_checked(path: str | Path):
     return open_text(path)
 
 
+def _without_nul(path: Path, src):
+    """The lines of ``src``, refusing a NUL byte: it would silently become part of an id."""
+    for n, line in enumerate(src, 1):
+        if "\x00" in line:
+            raise InputError(path, f"a NUL byte (\\x00) at column {line.index(chr(0)) + 1}; is this a binary file?", n)
+        yield line
+
+
 def _rows(path: Path, src, sep: str | None, quoting: bool):
+    src = _without_nul(path, src)
     if sep is None:
         for n, ln in enumerate(src, 1):
             yield n, ln.split()

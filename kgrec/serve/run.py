@@ -130,24 +130,38 @@ class Run:
         Raises:
             KgrecError: unknown id.
         """
-        item_id = str(item_id)
+        given = item_id = str(item_id)
         items = self.artifact.nodes["item"]
-        if domain is None and ":" in item_id:
-            prefix, rest = item_id.split(":", 1)
+        roles = [r for r in (TARGET, SOURCE) if (items["domain"] == r).any()]
+        prefix = item_id.split(":", 1)[0] if ":" in item_id else None
+        if domain is None and prefix is not None:
             for role in (SOURCE, TARGET):
                 if prefix in (role, self.domain_name(role)):
-                    domain, item_id = role, rest
-        for role in ([domain] if domain else [TARGET, SOURCE]):
-            key = f"item-{role}"
-            if key not in self._cache:
-                sub = items[items["domain"] == role]
-                self._cache[key] = dict(zip(sub["id"].astype(str), sub["index"].astype(int)))
-            if item_id in self._cache[key]:
-                return self._cache[key][item_id]
-        known = {f"{self.domain_name(TARGET)}:{k}": v for k, v in self._cache.get(f"item-{TARGET}", {}).items()}
-        return _lookup(known, item_id, "item", self.config.graph,
-                       f"(a bare id is looked up in the target domain first; prefix it with its domain, "
-                       f"e.g. '{self.domain_name(SOURCE)}:ID')")
+                    domain, item_id = role, item_id.split(":", 1)[1]
+        for role in ([domain] if domain else roles):
+            if item_id in self._items(role):
+                return self._items(role)[item_id]
+        where = "; ".join(f"the {self.domain_name(r)} ({r}) domain has {len(self._items(r)):,} items"
+                          + (f", e.g. {', '.join(repr(f'{self.domain_name(r)}:{k}') for k in list(self._items(r))[:3])}"
+                             if self._items(r) else "") for r in roles)
+        if domain is not None:
+            what = f"item {item_id!r} is not in the {self.domain_name(domain)} ({domain}) domain"
+        elif prefix is not None:
+            what = (f"item {given!r} is not in the graph, and {prefix!r} is not a domain (the domains are "
+                    f"{', '.join(repr(self.domain_name(r)) for r in roles)})")
+        else:
+            what = f"item {given!r} is not in the graph (a bare id is looked up in every domain)"
+        raise KgrecError(f"{what}: {where}; the ids are the 'id' column of "
+                         f"{Path(self.config.graph) / 'nodes' / 'item.parquet'}")
+
+    def _items(self, role: str) -> dict[str, int]:
+        """Item id -> index, for the items of domain ``role``."""
+        key = f"item-{role}"
+        if key not in self._cache:
+            items = self.artifact.nodes["item"]
+            sub = items[items["domain"] == role]
+            self._cache[key] = dict(zip(sub["id"].astype(str), sub["index"].astype(int)))
+        return self._cache[key]
 
     def _ids(self, node_type: str) -> dict[str, int]:
         key = f"ids-{node_type}"

@@ -65,6 +65,14 @@ def read_feedback(path: str | Path, run: Run) -> pd.DataFrame:
         roles.append(names[d])
     if not len(df):
         raise InputError(path, "no interactions in the file")
+    for col in ("user", "item"):
+        values = df[col].astype(str).str.strip()
+        bad = (values == "") | values.str.contains("\x00", regex=False)
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            what = "is empty" if values.iloc[i] == "" else "holds a NUL byte"
+            raise InputError(path, f"column '{col}' {what}; every row needs a user and an item",
+                             None if path.suffix in (".parquet", ".pq") else i + 2)
     return pd.DataFrame({"user": df["user"].astype(str).str.strip(), "item": df["item"].astype(str).str.strip(),
                          "domain": roles})
 

@@ -16,15 +16,17 @@ Every key is optional except ``graph``; see ``kgrec train --help`` and the READM
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from kgrec.errors import SpecError
 from kgrec.models.encoder import ModelConfig
-from kgrec.tomlconfig import TomlTable, read_dataclass, read_extended
+from kgrec.tomlconfig import MAX_SEED, TomlTable, read_dataclass, read_extended
 
 MODES = ("transfer", "target_only")
+DEVICE = re.compile(r"cpu|auto|cuda(:\d+)?|mps")
 FINETUNE_MODES = ("full", "upper", "frozen")
 
 
@@ -49,7 +51,7 @@ class LossConfig:
     l2: float = field(default=1e-4, metadata={"lo": 0.0})
     cl_weight: float = field(default=0.0, metadata={"lo": 0.0})
     cl_noise: float = field(default=0.1, metadata={"lo": 0.0})
-    cl_temperature: float = field(default=0.2, metadata={"lo": 1e-6})
+    cl_temperature: float = field(default=0.2, metadata={"gt": 0.0})
     cl_layer: int = field(default=1, metadata={"lo": 1})
 
 
@@ -63,7 +65,7 @@ class StageConfig:
     alone, as it must for cold-start users (simulated cold start; ``0`` hides nothing)."""
 
     epochs: int = field(default=40, metadata={"lo": 0})
-    lr: float = field(default=0.005, metadata={"lo": 0.0})
+    lr: float = field(default=0.005, metadata={"gt": 0.0})
     batch_size: int = field(default=2048, metadata={"lo": 1})
     patience: int = field(default=3, metadata={"lo": 1})
     weight_decay: float = field(default=0.0, metadata={"lo": 0.0})
@@ -81,7 +83,7 @@ class FinetuneConfig(StageConfig):
     mode: str = field(default="full", metadata={"choices": FINETUNE_MODES})
     graph: str = field(default="merged", metadata={"choices": ("merged", "target")})
     upper_layers: int = field(default=1, metadata={"lo": 1})
-    lr: float = field(default=0.001, metadata={"lo": 0.0})
+    lr: float = field(default=0.001, metadata={"gt": 0.0})
     epochs: int = field(default=20, metadata={"lo": 0})
     patience: int = field(default=3, metadata={"lo": 1})
 
@@ -114,12 +116,19 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+def _device(t: TomlTable) -> str:
+    device = t.get("device", str, "cpu")
+    if not DEVICE.fullmatch(device):
+        raise t.err("device", f"expected cpu, cuda, cuda:N, mps or auto, got {device!r}")
+    return device
+
+
 def _eval(t: TomlTable | None) -> EvalConfig:
     if t is None:
         return EvalConfig()
     k = t.get("k", int, 10, lo=1)
     ks = t.get("ks", list, [10, 20])
-    if not ks or not all(isinstance(x, int) and x >= 1 for x in ks):
+    if not ks or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in ks):
         raise t.err("ks", f"expected a list of positive integers, got {ks!r}")
     mem = t.get("memory_mb", int, 256, lo=1)
     t.done()
@@ -142,8 +151,8 @@ def parse_config(data: dict, path: str = "<config>", root: str | Path = ".",
     cfg = TrainConfig(
         graph=str(graph_path),
         mode=t.get("mode", str, "transfer", choices=MODES),
-        seed=t.get("seed", int, 0, lo=0),
-        device=t.get("device", str, "cpu"),
+        seed=t.get("seed", int, 0, lo=0, hi=MAX_SEED),
+        device=_device(t),
         model=read_dataclass(ModelConfig, t.sub("model")),
         loss=read_dataclass(LossConfig, t.sub("loss")),
         pretrain=read_dataclass(StageConfig, t.sub("pretrain")),

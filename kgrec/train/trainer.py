@@ -62,7 +62,8 @@ from kgrec.models.features import load_vectors, text_features
 from kgrec.models.heads import MLPHead
 from kgrec.models.paths import (FILTER_ALPHAS, FILTER_BETAS, PATH_WEIGHTS, PathScorer, blend, blends,
                                 item_walks_state)
-from kgrec.train.config import StageConfig, TrainConfig, to_toml
+from kgrec.train.budget import check_memory
+from kgrec.train.config import DEVICE, StageConfig, TrainConfig, to_toml
 from kgrec.train.losses import RANKING_LOSSES, adversarial_loss, info_nce, kg_loss, l2_penalty, mmd
 from kgrec.graph.negatives import NegativeSampler
 
@@ -90,9 +91,15 @@ def resolve_device(name: str) -> torch.device:
     """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not DEVICE.fullmatch(name):
+        raise KgrecError(f"device {name!r}: expected cpu, cuda, cuda:N, mps or auto")
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise KgrecError(f"device {name!r} asked for, but CUDA is not available here (use device = \"cpu\" or \"auto\")")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise KgrecError(f"device {name!r} asked for, but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise KgrecError(f"device {name!r} asked for, but MPS is not available here (use device = \"cpu\")")
     return dev
 
 
@@ -484,6 +491,24 @@ def write_run_record(out: Path, run: dict, graph_checksum: str | None) -> None:
         json.dump(record, f, indent=2)
 
 
+def no_validation_hint(artifact: GraphArtifact) -> str:
+    """What to change in the spec when its target split left no validation interaction: the split
+    that failed, and one that gives every user with 3+ interactions a validation item."""
+    split = ((artifact.manifest.get("spec") or {}).get("target") or {}).get("split") or {}
+    method = split.get("method", "?")
+    if method in ("ratio", "temporal"):
+        return (f"the target's split method = \"{method}\" rounds each user's validation share to 0 items for "
+                f"users with few interactions; rebuild with [target.split] method = \"loo\" (one validation and "
+                f"one test item per user with 3+ interactions)")
+    if method == "given":
+        return ("the target's shipped split has no valid part; rebuild with [target.split] valid_from_train = "
+                "\"loo\" (one training item per user moved to validation)")
+    if method == "loo":
+        return "no target user has the 3+ interactions that method = \"loo\" needs to hold one out; lower the filters"
+    return (f"the target's split method = \"{method}\" holds nothing out; rebuild with [target.split] "
+            f"method = \"loo\"")
+
+
 def is_run_dir(path: Path) -> bool:
     """Whether ``path`` is a run directory kgrec wrote, finished or killed (what ``--overwrite`` may replace):
     its ``config.toml`` and what training writes next to it from the start (``events/``) or at the end."""
@@ -513,11 +538,13 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
     """
     out = Path(out)
     config = dataclasses.replace(config, graph=str(Path(config.graph).resolve()))
+    replace_out = False
     if resume:
         check_writable(out / "config.toml")
-    elif check_output(out, overwrite=overwrite, ours=is_run_dir, what="run directory", empty_ok=True,
-                      hint="pass resume=True (--resume) to continue it or overwrite=True (--overwrite) to replace it"):
-        remove_output(out)
+    else:
+        replace_out = check_output(out, overwrite=overwrite, ours=is_run_dir, what="run directory", empty_ok=True,
+                               hint="pass resume=True (--resume) to continue it or overwrite=True (--overwrite) "
+                                    "to replace it")
     if resume and (out / "config.toml").exists():
         from kgrec.train.config import load_config
         saved = load_config(out / "config.toml")
@@ -526,6 +553,10 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
     device = resolve_device(config.device)
     started = time.time()
     artifact = artifact if artifact is not None else load_graph(config.graph)
+    check_memory(config, {t: int(artifact.data[t].num_nodes) for t in artifact.data.node_types}, device)
+    if config.mode == "transfer" and artifact.split("train", SOURCE).shape[1] == 0:
+        raise KgrecError(f"{config.graph}: mode = \"transfer\" needs source training interactions; "
+                         f"this graph has none (use mode = \"target_only\")")
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     features = item_features(artifact, config.model, config.seed)
@@ -534,8 +565,9 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
     test = ranking_task(artifact, "test", exclude=("train", "valid"))
     if len(valid.users) == 0:
         raise KgrecError(f"{config.graph}: the target domain has no validation interactions, which early stopping "
-                         f"needs: give the target split a valid share (e.g. split = {{ method = \"ratio\" }} or "
-                         f"valid_from_train = \"loo\")")
+                         f"needs: {no_validation_hint(artifact)}")
+    if replace_out:  # only now that every input is known good
+        remove_output(out)
     model = TransferModel(merged.sizes, merged.num_relations, config.model, features,
                           discriminator=config.loss.align == "adversarial").to(device)
     if init is not None:
@@ -548,9 +580,6 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
     history: list[dict] = []
     summary: dict[str, dict] = {}
     if config.mode == "transfer":
-        if artifact.split("train", SOURCE).shape[1] == 0:
-            raise KgrecError(f"{config.graph}: mode = \"transfer\" needs source training interactions; "
-                             f"this graph has none (use mode = \"target_only\")")
         data = _batches(artifact, merged, (SOURCE, TARGET), config)
         tuned = merged if config.finetune.graph == "merged" else RelationalGraph.from_hetero(
             target_only(artifact.data), device)
