@@ -2,8 +2,8 @@
 straightforward version, side by side in one process on a shipped graph, each row
 checking that both give the same result:
 
-- the encoder's CSR product ``A @ x`` (``[N, N] x [N, 64]``) and the path scorer's last two
-  walk steps at a user batch's width, written by ``kgrec.models.graph.spmm``;
+- the encoder's CSR product ``A @ x`` (``[N, N] x [N, 64]``), written by ``kgrec.models.graph.spmm``
+  (the path scores, which went through it too, are a sparse product now: ``benchmarks/path_scores.py``);
 - top-k of a ``[B, M]`` score matrix with the lower-index tie rule (``kgrec.eval.top_k``): the
   tie check by one more column of ``topk`` against a pass over the whole matrix, and, where
   ties straddle the cut (most path scores are 0), the lowest tied indices by a ``topk`` of the
@@ -32,7 +32,7 @@ from kgrec.eval import top_k
 from kgrec.graph.artifact import TARGET
 from kgrec.models import RelationalGraph
 from kgrec.models.graph import sparse_op, spmm
-from kgrec.models.paths import PATH_WEIGHTS, PathScorer, blends, standardise
+from kgrec.models.paths import PATH_WEIGHTS, blends, standardise
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -107,18 +107,14 @@ def main() -> None:
     deg = torch.bincount(dst, minlength=g.num_nodes).float().clamp(min=1)
     adj = sparse_op(dst, src, deg[src].rsqrt() * deg[dst].rsqrt(), (g.num_nodes, g.num_nodes)).a
     items = artifact.items_of(TARGET)
-    before, last = PathScorer(g)._last_steps(items + g.offsets["item"])
     gen = torch.Generator().manual_seed(0)
     batch = 745
-    x64, xb = torch.randn(g.num_nodes, 64, generator=gen), torch.rand(g.num_nodes, batch, generator=gen)
-    xk = torch.rand(before.shape[0], batch, generator=gen)
+    x64 = torch.randn(g.num_nodes, 64, generator=gen)
     scores = torch.randn(batch, len(items), generator=gen)
     tied = (torch.rand(batch, len(items), generator=gen) < 0.01).float()  # walk-like: most items at 0
     e, p = torch.randn(batch, len(items), generator=gen), torch.rand(batch, len(items), generator=gen)
     cases = [
         ("adjacency x [N, 64]", lambda: adj @ x64, lambda: spmm(adj, x64)),
-        (f"walk step x [N, {batch}]", lambda: before @ xb, lambda: spmm(before, xb)),
-        (f"last step x [K, {batch}]", lambda: last @ xk, lambda: spmm(last, xk)),
         (f"top-20 of [{batch}, {len(items)}]", lambda: _top_k_full_pass(scores, 20), lambda: top_k(scores, 20)),
         (f"top-20, most tied, [{batch}, {len(items)}]", lambda: _top_k_full_pass(tied, 20), lambda: top_k(tied, 20)),
         (f"6 blends of [{batch}, {len(items)}]", lambda: _blends_per_weight(e, p), lambda: blends(e, p, PATH_WEIGHTS)),

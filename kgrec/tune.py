@@ -345,6 +345,7 @@ def _write_outputs(study: optuna.Study, base: TrainConfig, out: Path, key: str) 
         remove_output(run / "checkpoints")  # for --resume of a killed run, which a trial never does
         if best is None or run.name != f"{best.number:04d}":
             (run / "model.pt").unlink(missing_ok=True)
+            (run / "paths.pt").unlink(missing_ok=True)
         if (run / "run.json").is_file():  # record only the files kept, so that `kgrec verify` finds them all
             record = read_json(run / "run.json")
             write_run_record(run, {k: v for k, v in record.items() if k not in ("files", "graph_checksum")},

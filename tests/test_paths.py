@@ -148,7 +148,7 @@ def test_another_beta_shares_the_walk_and_scores_like_a_fresh_scorer(example_gra
     walk = PathScorer(graph, 3, 0.5, 0.0)
     walk.scores(users, items)
     other = walk.with_beta(0.25)
-    assert other._towards is walk._towards and walk.beta == 0.0
+    assert other._operators is walk._operators and walk.beta == 0.0
     torch.testing.assert_close(other.scores(users, items), PathScorer(graph, 3, 0.5, 0.25).scores(users, items))
     with pytest.raises(ValueError):
         PathScorer(graph, 3, 0.75).with_beta(0.25)

@@ -202,6 +202,29 @@ def test_with_path_scores_recommendations_rank_by_the_blend(run):
     assert evaluate_run(blended, "test") != evaluate_run(run, "test")
 
 
+def test_a_run_saves_its_walks_and_serves_them_and_a_foreign_file_is_refused(run, tmp_path):
+    import shutil
+
+    from kgrec.models.paths import item_walks_state
+    from kgrec.serve.run import path_scorer
+
+    assert (run.path / "paths.pt").exists() == (run.path_weight > 0)
+    copy = tmp_path / "run"
+    shutil.copytree(run.path, copy)
+    loaded = dataclasses.replace(load_run(copy), path_weight=1.0)
+    items, users = loaded.artifact.items_of("target"), torch.arange(4)
+    fresh = path_scorer(loaded.config, loaded.artifact, loaded.path_graph, "cpu", loaded.path_filter)
+    state = item_walks_state(fresh, items, loaded.path_graph)
+    torch.save({**state, "values": state["values"] * 2}, copy / "paths.pt")  # told apart from a recomputed one
+    torch.testing.assert_close(loaded.paths().scores(users, items), 2 * fresh.scores(users, items))
+    torch.save({**state, "alpha": state["alpha"] + 0.5}, copy / "paths.pt")
+    with pytest.raises(KgrecError, match="paths.pt: not the walks of this run"):
+        dataclasses.replace(loaded, _cache={}).paths()
+    (copy / "paths.pt").write_bytes(b"not a torch file")
+    with pytest.raises(KgrecError, match="paths.pt"):
+        dataclasses.replace(loaded, _cache={}).paths()
+
+
 @pytest.mark.parametrize("item, message", [
     ("movies:nope", r"item 'nope' is not in the movies \(source\) domain: the books \(target\) domain has \d+ items, "
                     r"e.g. 'books:.*'; the movies \(source\) domain has \d+ items"),

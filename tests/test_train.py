@@ -374,3 +374,7 @@ def test_the_chosen_walk_filter_is_recorded_and_served(artifact_dir, tmp_path):
     assert loaded.path_filter == saved["path_filter"]
     walks = path_scorer(loaded.config, loaded.artifact, loaded.path_graph, "cpu", loaded.path_filter)
     assert (walks.alpha, walks.beta) == (res.paths.alpha, res.paths.beta)
+    assert (tmp_path / "r" / "paths.pt").exists() == (res.path_weight > 0)  # the walks' operator, saved
+    if res.path_weight:
+        users, items = torch.arange(5), loaded.artifact.items_of("target")
+        torch.testing.assert_close(loaded.paths().scores(users, items), res.paths.scores(users, items))

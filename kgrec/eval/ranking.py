@@ -76,23 +76,29 @@ def ranking_task(artifact: GraphArtifact, split: str = "valid", domain: str = TA
 
 
 def rank(score_fn: Callable[[Tensor], Tensor], task: RankingTask, k: int, memory_mb: int = 256,
-         device: torch.device | str = "cpu") -> Tensor:
+         device: torch.device | str = "cpu", user_bytes: int = 0) -> Tensor:
     """``[U, k]`` positions into ``task.items`` of each user's top k, excluded items filtered.
 
-    ``score_fn(users [B])`` returns ``[B, M]`` scores; users go in batches whose
-    score matrix fits in about ``memory_mb``.
+    ``score_fn(users [B])`` returns ``[B, M]`` scores; users go in batches whose score matrices,
+    and ``user_bytes`` per user of whatever else ``score_fn`` holds, fit in ``memory_mb``.
     """
-    return rank_each(lambda users: [score_fn(users)], task, k, memory_mb, device)[0]
+    return rank_each(lambda users: [score_fn(users)], task, k, memory_mb, device, user_bytes=user_bytes)[0]
+
+
+def users_per_batch(memory_mb: int, items: int, matrices: int = 3, user_bytes: int = 0) -> int:
+    """Users per batch such that ``matrices`` float ``[B, items]`` matrices and ``user_bytes`` per
+    user fit in ``memory_mb`` (at least 1)."""
+    return max(1, (memory_mb * 2**20) // (4 * max(items, 1) * matrices + user_bytes))
 
 
 def rank_each(score_fn: Callable[[Tensor], list[Tensor]], task: RankingTask, k: int, memory_mb: int = 256,
-              device: torch.device | str = "cpu", matrices: int = 3) -> list[Tensor]:
+              device: torch.device | str = "cpu", matrices: int = 3, user_bytes: int = 0) -> list[Tensor]:
     """:func:`rank` for several scorings at once: ``score_fn(users [B])`` returns a list of ``[B, M]``
     score matrices (say, one per blend weight of shared parts computed once per batch); one
     ``[U, k]`` ranking per scoring. ``matrices``: how many ``[B, M]`` matrices a batch holds at
-    once, for the batch size."""
-    m = len(task.items)
-    batch = max(1, (memory_mb * 2**20) // (4 * max(m, 1) * matrices))
+    once, and ``user_bytes``: what else ``score_fn`` holds per user (a path scorer's first steps,
+    :meth:`~kgrec.models.paths.PathScorer.batch_bytes`), for the batch size."""
+    batch = users_per_batch(memory_mb, len(task.items), matrices, user_bytes)
     ex_ptr, ex_items = task.exclude
     out: list[list[Tensor]] = []
     for start in range(0, len(task.users), batch):
@@ -111,9 +117,10 @@ def rank_each(score_fn: Callable[[Tensor], list[Tensor]], task: RankingTask, k: 
 
 
 def evaluate(score_fn: Callable[[Tensor], Tensor], task: RankingTask, ks: tuple[int, ...] = (10, 20),
-             memory_mb: int = 256, device: torch.device | str = "cpu") -> dict[str, Tensor]:
-    """Per-user metrics ``{"ndcg@10": [U], ...}`` (see :mod:`kgrec.eval.metrics`) of ``task``."""
-    return metrics_of_top(rank(score_fn, task, max(ks), memory_mb, device), task, ks)
+             memory_mb: int = 256, device: torch.device | str = "cpu", user_bytes: int = 0) -> dict[str, Tensor]:
+    """Per-user metrics ``{"ndcg@10": [U], ...}`` (see :mod:`kgrec.eval.metrics`) of ``task``; ``user_bytes``
+    as in :func:`rank`."""
+    return metrics_of_top(rank(score_fn, task, max(ks), memory_mb, device, user_bytes), task, ks)
 
 
 def metrics_of_top(top: Tensor, task: RankingTask, ks: tuple[int, ...]) -> dict[str, Tensor]:

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from kgrec.errors import InputError, KgrecError
 from kgrec.eval.metrics import top_k
+from kgrec.eval.ranking import users_per_batch
 from kgrec.graph.artifact import INTERACTS, SOURCE, TARGET, reverse_relation
 from kgrec.io import read_text
 from kgrec.models import RelationalGraph
@@ -66,11 +67,15 @@ def recommend(run: Run, user: str, k: int = 10, exclude_seen: bool = True) -> pd
 
 
 def recommend_many(run: Run, users: list[str], k: int = 10, exclude_seen: bool = True,
-                   batch_size: int = 1024) -> pd.DataFrame:
-    """:func:`recommend` for many users, batched; one frame, ``k`` rows per user."""
+                   batch_size: int | None = None) -> pd.DataFrame:
+    """:func:`recommend` for many users, batched (by default as many as fit in the run's
+    ``eval.memory_mb``); one frame, ``k`` rows per user."""
     index = [run.user_index(u) for u in users]
     h = run.embeddings()
     paths, targets = run.paths(), run.artifact.items_of(TARGET)
+    if batch_size is None:  # the head's, the walks', the blend's and the masked copy's [B, M]
+        batch_size = users_per_batch(run.config.eval.memory_mb, len(targets), 4,
+                                     paths.batch_bytes(targets) if paths is not None else 0)
     frames = []
     for start in range(0, len(index), batch_size):
         chunk = index[start:start + batch_size]

@@ -21,7 +21,7 @@ from kgrec.integrity import check_file
 from kgrec.io import load_torch, read_json
 from kgrec.graph.views import target_only
 from kgrec.models import ModelConfig, RelationalGraph, TransferModel
-from kgrec.models.paths import PathScorer
+from kgrec.models.paths import PathScorer, item_walks_from_state
 from kgrec.train.config import TrainConfig, load_config
 from kgrec.train.trainer import resolve_device
 
@@ -35,7 +35,7 @@ def path_scorer(config: TrainConfig, artifact: GraphArtifact, path_graph: str,
     data = artifact.data if path_graph == "merged" and config.mode == "transfer" else target_only(artifact.data)
     chosen = path_filter or {}
     return PathScorer(RelationalGraph.from_hetero(data, device), config.model.path_hops,
-                      chosen.get("alpha", config.model.path_alpha), chosen.get("beta"))
+                      chosen.get("alpha", config.model.path_alpha), chosen.get("beta"), config.eval.memory_mb)
 
 
 def build_model(saved: dict, device: torch.device | str = "cpu") -> TransferModel:
@@ -90,12 +90,25 @@ class Run:
 
     def paths(self) -> PathScorer | None:
         """The walk scorer blended in at ``path_weight``, over ``path_graph``; ``None`` when the
-        weight is 0."""
+        weight is 0. Its item-item operator is the run's ``paths.pt`` where the run saved one
+        (computed on first use otherwise).
+
+        Raises:
+            KgrecError: ``paths.pt`` is unreadable or belongs to another walk or graph.
+        """
         if self.path_weight == 0:
             return None
         if "paths" not in self._cache:
-            self._cache["paths"] = path_scorer(self.config, self.artifact, self.path_graph, self.device,
-                                               self.path_filter)
+            scorer = path_scorer(self.config, self.artifact, self.path_graph, self.device, self.path_filter)
+            saved = self.path / "paths.pt"
+            if saved.exists():
+                state = load_torch(saved, "walks file", map_location="cpu")  # damaged: a one-line InputError
+                try:
+                    scorer.attach(item_walks_from_state(state, scorer, self.path_graph))
+                except (ValueError, KeyError, TypeError, AttributeError) as e:  # a torch file of something else
+                    raise KgrecError(f"{saved}: not the walks of this run ({e}); delete it and they are "
+                                     f"recomputed") from None
+            self._cache["paths"] = scorer
         return self._cache["paths"]
 
     def message_passing_data(self):

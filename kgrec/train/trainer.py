@@ -22,6 +22,7 @@ Run directory::
     events/              TensorBoard event files
     checkpoints/<stage>.pt  the last epoch of each stage (for --resume)
     model.pt             the final weights and what is needed to rebuild the model
+    paths.pt             the chosen walk's item-item operator (kgrec.models.paths.ItemWalks), when blended in
     results.json         final validation and test metrics
 
 ``run.json``, written last, records the SHA-256 of the files above (``files``) and the
@@ -59,7 +60,8 @@ from kgrec.models.encoder import ModelConfig
 from kgrec.progress import progress_bar
 from kgrec.models.features import load_vectors, text_features
 from kgrec.models.heads import MLPHead
-from kgrec.models.paths import FILTER_ALPHAS, FILTER_BETAS, PATH_WEIGHTS, PathScorer, blend, blends
+from kgrec.models.paths import (FILTER_ALPHAS, FILTER_BETAS, PATH_WEIGHTS, PathScorer, blend, blends,
+                                item_walks_state)
 from kgrec.train.budget import check_memory
 from kgrec.train.config import DEVICE, StageConfig, TrainConfig, to_toml
 from kgrec.train.losses import RANKING_LOSSES, adversarial_loss, info_nce, kg_loss, l2_penalty, mmd
@@ -301,8 +303,9 @@ def validate(model: TransferModel, graph: RelationalGraph, task: RankingTask, ks
              memory_mb: int = 256, paths: PathScorer | None = None, path_weight: float = 0.0) -> dict[str, Tensor]:
     """Per-user full-ranking metrics of ``model`` on ``task`` (eval mode, no gradients)."""
     h = _embeddings(model, graph)
+    walks = paths.batch_bytes(task.items) if paths is not None and path_weight else 0
     return evaluate(score_function(model, h, graph, task, paths, path_weight), task, ks,
-                    _memory(model, h, memory_mb), h.device)
+                    _memory(model, h, memory_mb), h.device, walks)
 
 
 def walk_graphs(config: TrainConfig, artifact: GraphArtifact, merged: RelationalGraph,
@@ -335,7 +338,8 @@ def choose_path_weight(model: TransferModel, graph: RelationalGraph, paths: Path
         e, p = embedding(users), paths.scores(users, task.items)
         return blends(e, p, PATH_WEIGHTS)
     tops = rank_each(every_weight, task, max(ks), _memory(model, h, memory_mb), h.device,
-                     matrices=len(PATH_WEIGHTS) + 3)  # the blends, both parts, one being masked
+                     matrices=len(PATH_WEIGHTS) + 3,  # the blends, both parts, one being masked
+                     user_bytes=paths.batch_bytes(task.items))
     scores = {w: mean_metrics(metrics_of_top(top, task, ks)) for w, top in zip(PATH_WEIGHTS, tops)}
     best = max(PATH_WEIGHTS, key=lambda w: (scores[w][f"ndcg@{k}"], -w))
     return best, scores
@@ -358,13 +362,14 @@ def choose_filter(graph: RelationalGraph, hops: int, default_alpha: float, task:
     every candidate's NDCG@``k`` by name (``"default"``, ``"rp3 a=0.5 b=0.25"``)."""
     scores, best, best_value = {}, None, -1.0
     for alpha, betas in [(default_alpha, (None,))] + [(a, FILTER_BETAS) for a in FILTER_ALPHAS]:
-        scorer = PathScorer(graph, hops, alpha, None if betas == (None,) else 0.0)
+        scorer = PathScorer(graph, hops, alpha, None if betas == (None,) else 0.0, memory_mb)
         penalty = [None if b is None else scorer.popularity_penalty(task.items, b) for b in betas]
 
         def every_beta(users: Tensor) -> list[Tensor]:
             walks = scorer.scores(users, task.items)
             return [walks if p is None else walks * p for p in penalty]
-        tops = rank_each(every_beta, task, k, memory_mb, graph.device, matrices=len(betas) + 1)
+        tops = rank_each(every_beta, task, k, memory_mb, graph.device, matrices=len(betas) + 1,
+                         user_bytes=scorer.batch_bytes(task.items))
         for b, top in zip(betas, tops):
             name = "default" if b is None else f"rp3 a={alpha:g} b={b:g}"
             scores[name] = mean_metrics(metrics_of_top(top, task, (k,)))[f"ndcg@{k}"]
@@ -473,7 +478,7 @@ def _versions() -> dict[str, str]:
 
 #: a run's files recorded in run.json: not run.json itself, the TensorBoard events, nor config.toml, which
 #: is the user's to edit (to point it at a moved artifact: the graph's own checksum is recorded instead)
-RUN_FILES = ("metrics.csv", "model.pt", "results.json")
+RUN_FILES = ("metrics.csv", "model.pt", "paths.pt", "results.json")
 
 
 def write_run_record(out: Path, run: dict, graph_checksum: str | None) -> None:
@@ -619,6 +624,8 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
         "feature_dims": {t: int(getattr(model.encoder, f"features_{t}").shape[1]) for t in model.encoder.projections},
         "discriminator": model.discriminator is not None, "graph_view": "merged" if final_graph is merged else "target_only",
         "path_graph": path_graph, "path_weight": path_weight, "path_filter": _filter_dict(paths)})
+    if paths is not None and path_weight:  # what recommend and evaluate would otherwise recompute
+        _save_checkpoint(out / "paths.pt", item_walks_state(paths, valid.items, path_graph))
     results = {"valid": valid_m, "test": test_m, "valid_users": len(valid.users), "test_users": len(test.users),
                "metrics": list(METRICS), "ks": list(ks), "path_graph": path_graph,
                "path_weight": path_weight, "path_filter": _filter_dict(paths), "path_filter_valid": filters,
