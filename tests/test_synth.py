@@ -78,3 +78,11 @@ def test_bad_settings_and_foreign_directories_are_refused_before_anything_is_wri
     with pytest.raises(KgrecError):
         synth(SynthConfig(edges=30_000), tmp_path / "mine", overwrite=True)
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_the_cli_writes_a_dataset_and_refuses_a_bad_count_in_one_line(tmp_path, capsys):
+    from kgrec.cli import main
+    assert main(["synth", "--edges", "20k", "--seed", "3", "--out", str(tmp_path / "d"), "--quiet"]) == 0
+    assert {p.name for p in (tmp_path / "d").iterdir()} == set(FILES)
+    assert main(["synth", "--edges", "lots", "--out", str(tmp_path / "e")]) == 2
+    assert "edges" in capsys.readouterr().err and not (tmp_path / "e").exists()
