@@ -239,6 +239,14 @@ def _child(name: str, work: Path, edges: int, device: str, timeout: int, threads
     return out
 
 
+def _run(res: dict, name: str, work: Path, edges: int, args: argparse.Namespace) -> None:
+    """One phase in a child process; its line printed as soon as it ends (load average after it)."""
+    work.mkdir(parents=True, exist_ok=True)
+    res[name] = r = _child(name, work, edges, args.device, args.timeout, args.threads)
+    what = r["error"] if "error" in r else f"{r['s']:.1f} s wall, {r['cpu_s']:.1f} s cpu, peak {r['peak_mib']:.0f} MiB"
+    print(f"  {edges:,} edges, {name}: {what}  (load {_load()})", flush=True)
+
+
 def _available_gib() -> float | None:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -260,7 +268,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--edges", default="1M,3M", help="comma-separated sizes: 1M,3M,10M,30M")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
-    ap.add_argument("--work", default="/tmp/kgrec-scale", help="scratch directory (data and graphs; removed per size)")
+    ap.add_argument("--work", default="/tmp/kgrec-scale", help="scratch directory (data and graphs; removed at the end)")
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per phase before it is reported as timed out")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads per phase (0: torch's default); 1 keeps a shared machine's numbers honest")
@@ -279,23 +287,31 @@ def main() -> None:
           f"{_cpus()} CPUs), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {_load()}")
     print(f"phases in fresh processes, {args.threads or 'default'} torch thread(s): s = wall seconds, "
           f"cpu = user + system seconds, peak = max RSS MiB\n", flush=True)
-    head = f"{'edges asked':>12}{'edges':>12}{'nodes':>11}" + "".join(f"{p + ' s':>11}{'cpu':>8}{'peak':>7}"
-                                                                        for p in PHASES)
-    print(head + ("  cuda peak MiB (epoch/val)" if args.device.startswith("cuda") else "") + "  load")
-    rows = []
+    results: dict[int, dict] = {}
+    # every size's training phases first, then the validation passes (the slowest), smallest first,
+    # so that a time limit costs the largest validation and not the rest of the table
     for edges in sizes:
         need, free = 1 + args.gib_per_million * edges / 1e6, _available_gib()
         if free is not None and free < need:
             print(f"{edges:>12,}  skipped: {free:.1f} GiB available, about {need:.1f} GiB needed "
                   f"(--gib-per-million)", flush=True)
             continue
-        work = Path(args.work) / f"e{edges}"
-        work.mkdir(parents=True, exist_ok=True)
-        res = {}
-        for name in PHASES:
-            res[name] = _child(name, work, edges, args.device, args.timeout, args.threads)
-            if "error" in res[name] and name in ("synth", "build", "epoch"):
+        results[edges] = {}
+        for name in PHASES[:-1]:
+            _run(results[edges], name, Path(args.work) / f"e{edges}", edges, args)
+            if "error" in results[edges][name] and name in ("synth", "build", "epoch"):
                 break  # the later phases need what this one writes
+    for edges, res in results.items():
+        if "cpu_s" in res.get("epoch", {}):
+            _run(res, "validate", Path(args.work) / f"e{edges}", edges, args)
+        if not args.keep:
+            shutil.rmtree(Path(args.work) / f"e{edges}", ignore_errors=True)
+    print()
+    head = f"{'edges asked':>12}{'edges':>12}{'nodes':>11}" + "".join(f"{p + ' s':>11}{'cpu':>8}{'peak':>7}"
+                                                                        for p in PHASES)
+    print(head + ("  cuda peak MiB (epoch/val)" if args.device.startswith("cuda") else ""))
+    rows = []
+    for edges, res in results.items():
         b = res.get("build", {})
         line = f"{edges:>12,}{b.get('edges', 0):>12,}{b.get('nodes', 0):>11,}"
         for name in PHASES:
@@ -308,10 +324,8 @@ def main() -> None:
                 line += f"{'-':>26}"
         if args.device.startswith("cuda"):
             line += f"  {res.get('epoch', {}).get('cuda_peak_mib', 0):.0f}/{res.get('validate', {}).get('cuda_peak_mib', 0):.0f}"
-        print(line + f"  {_load()}", flush=True)
+        print(line)
         rows.append((edges, b.get("edges", edges), res))
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
     print()
     for edges, _, res in rows:
         e, v = res.get("epoch", {}), res.get("validate", {})
