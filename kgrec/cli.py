@@ -25,6 +25,8 @@ EXAMPLES = {
     "build": "example: kgrec build graphs/examples/movies_books.toml --out artifacts/example",
     "info": "example: kgrec info artifacts/example --json",
     "kg-signal": "example: kgrec kg-signal artifacts/lastfm_satori --csv reports/lastfm_kg_signal.csv",
+    "synth": "example: kgrec synth --edges 10M --seed 0 --out data/synth-10m && "
+             "kgrec build data/synth-10m/spec.toml --out artifacts/synth-10m",
     "export-graph": "example: kgrec export-graph artifacts/example --format ntriples --out artifacts/example-rdf",
     "datasets": "example: kgrec datasets --fetch movielens-100k",
     "verify": "examples:\n  kgrec verify artifacts/example\n  kgrec verify runs/example",
@@ -68,6 +70,22 @@ def _build(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(format_info(graph_info(graph)))
         print(f"\nwrote {out} in {time.perf_counter() - start:.1f}s")
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from kgrec.data.synth import SynthConfig, parse_edges, synth
+
+    start = time.perf_counter()
+    res = synth(SynthConfig(edges=parse_edges(args.edges), seed=args.seed, duplicates=args.duplicates),
+                args.out, overwrite=args.overwrite)
+    if not args.quiet:
+        c = res.counts
+        print(f"{c['users']:,} users ({c['shared_users']:,} in both domains), reviews source {c['source_reviews']:,} "
+              f"target {c['target_reviews']:,}, items {c['source_items']:,} + {c['target_items']:,} "
+              f"({c['duplicate_listings']:,} duplicate listings), {c['kg_triples']:,} KG triples; about "
+              f"{c['edges_expected']:,} graph edges")
+        print(f"wrote {res.out} in {time.perf_counter() - start:.1f}s; next: kgrec build {res.spec} --out ARTIFACT")
     return 0
 
 
@@ -384,6 +402,17 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     b.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     b.set_defaults(func=_build)
+
+    y = sub.add_parser("synth", help="generate a two-domain dataset with a KG (Parquet + N-Triples + spec)",
+                       epilog=EXAMPLES["synth"])
+    y.add_argument("--edges", required=True, help="about how many edges the built graph has: 10M, 500k, 2000000")
+    y.add_argument("--seed", type=int, default=0)
+    y.add_argument("--out", required=True, help="directory to write (atomically)")
+    y.add_argument("--duplicates", type=float, default=0.02,
+                   help="share of target items that are listings of source items (0: none)")
+    y.add_argument("--overwrite", action="store_true", help="replace a directory kgrec synth wrote")
+    y.add_argument("--quiet", action="store_true")
+    y.set_defaults(func=_synth)
 
     i = sub.add_parser("info", help="summarise a graph artifact", epilog=EXAMPLES["info"])
     i.add_argument("graph", help="artifact directory")

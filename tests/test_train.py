@@ -378,3 +378,31 @@ def test_the_chosen_walk_filter_is_recorded_and_served(artifact_dir, tmp_path):
     if res.path_weight:
         users, items = torch.arange(5), loaded.artifact.items_of("target")
         torch.testing.assert_close(loaded.paths().scores(users, items), res.paths.scores(users, items))
+
+
+def test_a_stage_under_max_steps_batches_is_unchanged_and_above_it_the_batch_and_lr_grow():
+    from kgrec.train.config import StageConfig
+    stage = StageConfig(batch_size=100, lr=0.01, max_steps=4)
+    assert stage.for_interactions(400) == stage
+    big = stage.for_interactions(1_600)  # 4x the batch
+    assert (big.batch_size, big.lr) == (400, pytest.approx(0.02))
+    assert dataclasses.replace(stage, lr_scaling="linear").for_interactions(1_600).lr == pytest.approx(0.04)
+    assert dataclasses.replace(stage, lr_scaling="none").for_interactions(1_601).batch_size == 401
+    assert dataclasses.replace(stage, max_steps=0).for_interactions(10**9) == dataclasses.replace(stage, max_steps=0)
+
+
+def test_an_epoch_takes_at_most_max_steps_propagations_and_still_sees_every_target_pair(artifact_dir, tmp_path,
+                                                                                        monkeypatch):
+    seen = []
+    loss = trainer._interaction_loss
+
+    def counting(model, h, domain, users, pos, *a):
+        seen.append(len(users))
+        return loss(model, h, domain, users, pos, *a)
+    monkeypatch.setattr(trainer, "_interaction_loss", counting)
+    cfg = config(artifact_dir, mode="target_only", **{"target_only.epochs": 1, "target_only.max_steps": 3,
+                                                              "target_only.batch_size": 1})
+    run(cfg, tmp_path / "run")
+    n = trainer.load_graph(cfg.graph).split("train", "target").shape[1]
+    assert n > 3  # the cap binds: without it, n steps of one pair
+    assert len(seen) == 3 and sum(seen) == n

@@ -28,20 +28,22 @@ def score_items(run: Run, user_vectors: Tensor, path_scores: Tensor | None = Non
 
 
 def _top(run: Run, scores: Tensor, exclude: list[Tensor], k: int) -> list[tuple[list[int], list[float]]]:
-    target_items = run.artifact.items_of(TARGET)
-    pos_of = torch.full((int(run.artifact.data["item"].num_nodes),), -1, dtype=torch.long)
-    pos_of[target_items] = torch.arange(len(target_items))
-    scores = scores.float().cpu().clone()
-    for r, ex in enumerate(exclude):
-        p = pos_of[ex]
-        scores[r, p[p >= 0]] = float("-inf")
+    """Each row's top ``k`` (item indices, scores), its ``exclude`` items left out; filtered and ranked
+    where the scores are (the GPU's, on CUDA), so only ``[B, k]`` comes back to the CPU."""
+    dev = scores.device
+    target_items = run.artifact.items_of(TARGET).to(dev)
+    pos_of = torch.full((int(run.artifact.data["item"].num_nodes),), -1, dtype=torch.long, device=dev)
+    pos_of[target_items] = torch.arange(len(target_items), device=dev)
+    scores = scores.float().clone()
+    rows = torch.repeat_interleave(torch.arange(len(exclude)), torch.tensor([len(ex) for ex in exclude],
+                                                                            dtype=torch.long)).to(dev)
+    cols = pos_of[torch.cat(exclude).to(dev)] if exclude else rows
+    scores[rows[cols >= 0], cols[cols >= 0]] = float("-inf")
     k = min(k, scores.shape[1])
     top = top_k(scores, k)
-    out = []
-    for r in range(scores.shape[0]):
-        keep = [j for j in top[r].tolist() if scores[r, j] != float("-inf")]
-        out.append(([int(target_items[j]) for j in keep], [float(scores[r, j]) for j in keep]))
-    return out
+    values, items = scores.gather(1, top).cpu(), target_items[top].cpu()
+    found = values != float("-inf")
+    return [(items[r][found[r]].tolist(), values[r][found[r]].tolist()) for r in range(len(values))]
 
 
 def _frame(run: Run, user: str, items: list[int], scores: list[float]) -> pd.DataFrame:

@@ -178,7 +178,7 @@ def update(run: Run, interactions: str | Path, out: str | Path, epochs: int = 3,
     paths = path_scorer(run.config, artifact, run.path_graph, run.device, run.path_filter) if run.path_weight else None
     before = {split: mean_metrics(validate(before_model, graph, task, ks, paths=paths, path_weight=run.path_weight))
               for split, task in (("valid", valid), ("test", test)) if len(task.users)}
-    cfg = run.config
+    cfg = dataclasses.replace(run.config, device=str(run.device))  # where the run was loaded (--device)
     graph_dir = out / "graph"
     if cfg.mode == "transfer":  # fine-tuning again, on the graph the run was fine-tuned on (finetune.graph)
         cfg = dataclasses.replace(cfg, graph=str(graph_dir), pretrain=dataclasses.replace(cfg.pretrain, epochs=0),

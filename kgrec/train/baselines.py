@@ -79,6 +79,7 @@ def _fit_mf(model: MF, artifact: GraphArtifact, domains: tuple[str, ...], stage:
     pairs = {d: artifact.split("train", d) for d in domains}
     samplers = {d: NegativeSampler(p[0], p[1], artifact.items_of(d), n_users, loss.sampler) for d, p in pairs.items()}
     lead = domains[-1]  # an epoch is one pass over the target's (or the only domain's) pairs
+    stage = stage.for_interactions(pairs[lead].shape[1])  # at most max_steps propagations per epoch
     opt = torch.optim.Adam(model.parameters(), lr=stage.lr, weight_decay=stage.weight_decay)
     best, best_state, bad, rows = -math.inf, None, 0, []
     n = pairs[lead].shape[1]

@@ -16,6 +16,7 @@ Every key is optional except ``graph``; see ``kgrec train --help`` and docs/guid
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from kgrec.models.encoder import ModelConfig
 from kgrec.tomlconfig import MAX_SEED, TomlTable, read_dataclass, read_extended
 
 MODES = ("transfer", "target_only")
+LR_SCALINGS = ("sqrt", "linear", "none")
 DEVICE = re.compile(r"cpu|auto|cuda(:\d+)?|mps")
 FINETUNE_MODES = ("full", "upper", "frozen")
 
@@ -62,7 +64,13 @@ class StageConfig:
     without a better validation score. ``cold_users``: the share of the target's training
     users whose target edges are hidden from message passing each epoch (their target pairs
     still train), so that the model learns to reach target items through the source
-    alone, as it must for cold-start users (simulated cold start; ``0`` hides nothing)."""
+    alone, as it must for cold-start users (simulated cold start; ``0`` hides nothing).
+
+    ``max_steps``: the most optimiser steps per epoch (each one full-graph propagation, so
+    an epoch costs at most ``max_steps`` propagations: linear in the edges). Where the target
+    has more than ``max_steps·batch_size`` training interactions the batch grows to cover them
+    in ``max_steps`` steps and the learning rate by ``lr_scaling`` of the growth
+    (:meth:`for_interactions`); ``0`` never caps (``n / batch_size`` steps, quadratic)."""
 
     epochs: int = field(default=40, metadata={"lo": 0})
     lr: float = field(default=0.005, metadata={"gt": 0.0})
@@ -70,6 +78,19 @@ class StageConfig:
     patience: int = field(default=3, metadata={"lo": 1})
     weight_decay: float = field(default=0.0, metadata={"lo": 0.0})
     cold_users: float = field(default=0.0, metadata={"lo": 0.0, "hi": 1.0})
+    max_steps: int = field(default=64, metadata={"lo": 0})
+    lr_scaling: str = field(default="sqrt", metadata={"choices": LR_SCALINGS})
+
+    def for_interactions(self, n: int) -> "StageConfig":
+        """This stage as it trains on ``n`` interactions per epoch: under ``max_steps`` it is
+        unchanged; above, ``batch_size = ceil(n / max_steps)`` and ``lr`` times ``g ** 0.5``
+        (``sqrt``), ``g`` (``linear``) or 1 (``none``), ``g`` the batch's growth."""
+        if self.max_steps == 0 or n <= self.max_steps * self.batch_size:
+            return self
+        batch = math.ceil(n / self.max_steps)
+        growth = batch / self.batch_size
+        factor = {"sqrt": math.sqrt(growth), "linear": growth, "none": 1.0}[self.lr_scaling]
+        return dataclasses.replace(self, batch_size=batch, lr=self.lr * factor)
 
 
 @dataclass(frozen=True)

@@ -400,6 +400,11 @@ def _run_stage(stage: str, cfg: StageConfig, model: TransferModel, graph: Relati
                resume: bool, progress: bool, log: Callable[[str], None],
                on_epoch: Callable[[int, float], None] | None = None, graph_checksum: str | None = None) -> dict:
     ckpt = out / "checkpoints" / f"{stage}.pt"
+    n = data.pairs[TARGET].shape[1]
+    if cfg.for_interactions(n) != cfg:
+        cfg = cfg.for_interactions(n)  # linear epochs: at most max_steps propagations
+        log(f"{stage}: {n:,} target interactions in {cfg.max_steps} steps per epoch: batch {cfg.batch_size:,}, "
+            f"lr {cfg.lr:.4g} ({cfg.lr_scaling} scaling)")
     params = _trainable(model, stage, config)
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     key = f"ndcg@{config.eval.k}"
