@@ -77,7 +77,7 @@ def _fit_mf(model: MF, artifact: GraphArtifact, domains: tuple[str, ...], stage:
     """BPR (or BCE) training of an MF-family model on ``domains``; early stopping on ``task`` when given."""
     n_users = int(artifact.data["user"].num_nodes)
     pairs = {d: artifact.split("train", d) for d in domains}
-    samplers = {d: NegativeSampler(p[0], p[1], artifact.items_of(d), n_users, loss.sampler) for d, p in pairs.items()}
+    samplers = {d: NegativeSampler(p[0], p[1], artifact.training_items(d), n_users, loss.sampler) for d, p in pairs.items()}
     lead = domains[-1]  # an epoch is one pass over the target's (or the only domain's) pairs
     opt = torch.optim.Adam(model.parameters(), lr=stage.lr, weight_decay=stage.weight_decay)
     best, best_state, bad, rows = -math.inf, None, 0, []

@@ -120,7 +120,7 @@ def _batches(artifact: GraphArtifact, graph: RelationalGraph, domains: tuple[str
     for dom in domains:
         p = artifact.split("train", dom)
         pairs[dom] = p
-        samplers[dom] = NegativeSampler(p[0], p[1], artifact.items_of(dom), num_users, config.loss.sampler)
+        samplers[dom] = NegativeSampler(p[0], p[1], artifact.training_items(dom), num_users, config.loss.sampler)
     interaction = {INTERACTS[SOURCE][1], INTERACTS[TARGET][1]}
     is_kg = torch.tensor([not rev and rel not in interaction
                           for rev, (_, rel, _) in zip(graph.reverse.tolist(), graph.relations)], dtype=torch.bool)

@@ -1,0 +1,133 @@
+"""The item cold-start protocol: new items reach training only through their knowledge."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from kgrec import build_graph
+from kgrec.errors import SpecError
+from kgrec.graph.info import format_info, graph_info
+from kgrec.graph.spec import ColdStartSpec, parse_spec
+from kgrec.graph.views import target_only
+from kgrec.models import RelationalGraph
+from kgrec.train import trainer
+from kgrec.train.config import make_config
+
+MINIMAL = {"name": "x", "target": {"path": "t.csv"}}
+
+
+@pytest.fixture(scope="module")
+def cold_graph(example_spec):
+    return build_graph(replace(example_spec, cold_start=replace(example_spec.cold_start, items=0.25)))
+
+
+def interaction_edges_at(data_or_graph, items: set[int]) -> int:
+    """Interaction edges (either direction) touching one of ``items`` in a HeteroData or RelationalGraph."""
+    if isinstance(data_or_graph, RelationalGraph):
+        g = data_or_graph
+        lo, n = g.offsets["item"], g.sizes["item"]
+        count = 0
+        for (s, d), r in zip(g.edge_index.T.tolist(), g.edge_type.tolist()):
+            _, rel, _ = g.relations[r]
+            ends = {v - lo for v in (s, d) if lo <= v < lo + n}
+            count += "interacts" in rel and bool(ends & items)
+        return count
+    count = 0
+    for (s, rel, d) in data_or_graph.edge_types:
+        if "interacts" not in rel:
+            continue
+        ei = data_or_graph[s, rel, d].edge_index
+        col = ei[1] if d == "item" else ei[0]
+        count += sum(int(i) in items for i in col.tolist())
+    return count
+
+
+def test_the_spec_takes_a_share_or_a_list_of_items():
+    assert parse_spec({**MINIMAL, "cold_start": {"items": 0.2}}).cold_start.items == 0.2
+    spec = parse_spec({**MINIMAL, "cold_start": {"items": ["dune", 7]}})
+    assert spec.cold_start.item_ids == ("dune", "7") and spec.cold_start.items == 0.0
+    for bad in (1.0, -0.1, [], [True], "dune"):
+        with pytest.raises(SpecError, match="cold_start.items"):
+            parse_spec({**MINIMAL, "cold_start": {"items": bad}})
+
+
+def test_every_interaction_of_a_cold_item_is_held_out_and_its_knowledge_stays(cold_graph, example_graph):
+    cold = set(cold_graph.cold_items().tolist())
+    assert len(cold) == 2  # a quarter of the 8 books
+    items = cold_graph.nodes["item"]
+    assert (items.loc[list(cold), "domain"] == "target").all()
+    inter = cold_graph.interactions
+    on_cold = inter[inter["item"].isin(cold)]
+    assert len(on_cold) and set(on_cold["split"]) <= {"valid", "test"}
+    # split per item: all of one item's interactions in one split, both splits used
+    assert on_cold.groupby("item")["split"].nunique().max() == 1 and on_cold["split"].nunique() == 2
+    # the other items' splits are those of the build without the protocol
+    warm = ~inter["item"].isin(cold)
+    assert inter.loc[warm, "split"].tolist() == example_graph.interactions.loc[warm, "split"].tolist()
+    # KG links of the cold items are unchanged
+    ei = cold_graph.data["item", "linked_to", "entity"].edge_index
+    ref = example_graph.data["item", "linked_to", "entity"].edge_index
+    assert torch.equal(ei, ref) and bool(torch.isin(ei[0], torch.tensor(sorted(cold))).any())
+
+
+def test_no_cold_item_has_an_interaction_edge_in_any_graph_the_encoder_sees(cold_graph):
+    cold = set(cold_graph.cold_items().tolist())
+    assert interaction_edges_at(cold_graph.data, cold) == 0
+    assert interaction_edges_at(target_only(cold_graph.data), cold) == 0
+    for data in (cold_graph.data, target_only(cold_graph.data)):
+        assert interaction_edges_at(RelationalGraph.from_hetero(data), cold) == 0
+
+
+@pytest.mark.parametrize("mode", ["transfer", "target_only"])
+def test_no_cold_item_reaches_message_passing_or_a_loss_in_training(cold_graph, tmp_path, monkeypatch, mode):
+    cold = set(cold_graph.cold_items().tolist())
+    seen_graphs, loss_items = [], []
+    from kgrec.models.encoder import Encoder
+    real_forward, real_loss = Encoder.forward, trainer._interaction_loss
+
+    def forward_spy(self, graph, *args, **kwargs):
+        seen_graphs.append(graph)
+        return real_forward(self, graph, *args, **kwargs)
+
+    def loss_spy(model, h, domain, users, pos, data, graph, *args):
+        loss, rows, h_items = real_loss(model, h, domain, users, pos, data, graph, *args)
+        loss_items.append(rows[len(users):] - graph.offsets["item"])  # positives, then negatives
+        return loss, rows, h_items
+
+    monkeypatch.setattr(Encoder, "forward", forward_spy)
+    monkeypatch.setattr(trainer, "_interaction_loss", loss_spy)
+    cfg = make_config(None, {"graph": "unused", "mode": mode, "model.dim": 8, "pretrain.epochs": 2,
+                             "finetune.epochs": 2, "target_only.epochs": 2, "pretrain.batch_size": 4,
+                             "finetune.batch_size": 4, "target_only.batch_size": 4, "pretrain.cold_users": 0.5})
+    trainer.train(cfg, tmp_path / "run", progress=False, log=lambda m: None, artifact=cold_graph)
+    assert seen_graphs and loss_items
+    assert all(interaction_edges_at(g, cold) == 0 for g in {id(g): g for g in seen_graphs}.values())
+    drawn = torch.cat(loss_items).cpu()
+    assert not bool(torch.isin(drawn, torch.tensor(sorted(cold))).any())
+
+
+def test_a_list_of_items_holds_out_exactly_those(example_spec):
+    g = build_graph(replace(example_spec, cold_start=replace(example_spec.cold_start, item_ids=("dune", "neuromancer"))))
+    items = g.nodes["item"]
+    assert sorted(items.loc[g.cold_items().tolist(), "id"]) == ["dune", "neuromancer"]
+    with pytest.raises(SpecError, match="cold_start.items.*not target items"):
+        build_graph(replace(example_spec, cold_start=ColdStartSpec(item_ids=("heat",))))  # a movie, not a book
+
+
+def test_the_choice_follows_the_seed(example_spec):
+    pick = lambda seed: set(build_graph(replace(example_spec, seed=seed, cold_start=replace(example_spec.cold_start, items=0.5)))
+                            .cold_items().tolist())
+    assert pick(0) == pick(0)
+    assert any(pick(s) != pick(0) for s in (1, 2, 3))
+
+
+def test_info_reports_the_cold_items(cold_graph, example_graph):
+    info = graph_info(cold_graph)
+    c = info["cold_start_items"]
+    assert c["items"] == 2 and c["train_interactions"] == 0
+    assert c["valid_interactions"] + c["test_interactions"] == int(cold_graph.interactions["item"]
+                                                                   .isin(cold_graph.cold_items().tolist()).sum())
+    assert "cold-start items       2" in format_info(info)
+    assert "cold-start items" not in format_info(graph_info(example_graph))
