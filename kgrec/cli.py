@@ -258,9 +258,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(res, indent=1))
         return 0
     names = [m for m in res["all"] if m != "users"]
-    print(f"{'group':<12}{'users':>8}" + "".join(f"{m:>13}" for m in names))
+    width = max(12, *(len(g) + 2 for g in res))
+    print(f"{'group':<{width}}{'users':>8}" + "".join(f"{m:>13}" for m in names))
     for group, m in res.items():
-        print(f"{group:<12}{m['users']:>8,}" + "".join(f"{m[n]:>13.4f}" for n in names))
+        print(f"{group:<{width}}{m['users']:>8,}" + "".join(f"{m[n]:>13.4f}" for n in names)
+              + (f"   (ranked among {m['candidates']:,} items)" if "candidates" in m else ""))
     return 0
 
 

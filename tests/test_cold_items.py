@@ -131,3 +131,54 @@ def test_info_reports_the_cold_items(cold_graph, example_graph):
                                                                    .isin(cold_graph.cold_items().tolist()).sum())
     assert "cold-start items       2" in format_info(info)
     assert "cold-start items" not in format_info(graph_info(example_graph))
+
+
+def test_with_zero_cold_ids_no_id_vector_decides_a_cold_items_score(cold_graph, tmp_path):
+    cfg = make_config(None, {"graph": "unused", "mode": "target_only", "model.dim": 8, "target_only.epochs": 2,
+                             "target_only.batch_size": 4, "model.cold_item_id": "zero", "model.item_id_dropout": 0.3})
+    res = trainer.train(cfg, tmp_path / "run", progress=False, log=lambda m: None, artifact=cold_graph)
+    model, graph = res.model.eval(), res.graph
+    cold = cold_graph.cold_items()
+    with torch.no_grad():
+        before = model(graph)
+        model.encoder.embeddings["item"].weight[cold] += 5.0  # whatever the untrained ID vector holds
+        after = model(graph)
+    assert torch.equal(before, after)
+    assert before[cold + graph.offsets["item"]].abs().sum() > 0  # the KG neighbours give them a vector
+    # and the default keeps the ID vector in play
+    keep = make_config(None, {"graph": "unused", "mode": "target_only", "model.dim": 8, "target_only.epochs": 1,
+                              "target_only.batch_size": 4})
+    res = trainer.train(keep, tmp_path / "keep", progress=False, log=lambda m: None, artifact=cold_graph)
+    with torch.no_grad():
+        before = res.model.eval()(res.graph)
+        res.model.encoder.embeddings["item"].weight[cold] += 5.0
+        assert not torch.equal(before, res.model(res.graph))
+
+
+def test_results_report_warm_and_cold_items_ranked_among_all_and_among_cold(cold_graph, tmp_path):
+    import json
+
+    from kgrec.eval import ranking_task
+    from kgrec.eval.items import item_group_tasks
+    test = ranking_task(cold_graph, "test", exclude=("train", "valid"))
+    tasks = item_group_tasks(cold_graph, test)
+    cold = cold_graph.cold_items()
+    assert set(tasks) == {"warm", "cold", "cold_among_cold"}
+    assert torch.equal(tasks["cold_among_cold"].items, cold)
+    for kind, t in tasks.items():
+        pos = t.relevant[1]
+        on_cold = torch.isin(t.items[pos], cold)
+        assert bool(on_cold.all()) if kind != "warm" else not bool(on_cold.any())
+        # every held-out pair of the other kind is filtered from the user's ranking, not counted as a miss
+        for r, u in enumerate(t.users.tolist()):
+            mine = set(t.items[t.relevant[1][t.relevant[0][r]:t.relevant[0][r + 1]]].tolist())
+            excluded = set(t.items[t.exclude[1][t.exclude[0][r]:t.exclude[0][r + 1]]].tolist())
+            held = set(test.items[test.relevant[1][test.relevant[0][(test.users == u).nonzero()[0, 0]]:
+                                                     test.relevant[0][(test.users == u).nonzero()[0, 0] + 1]]].tolist())
+            assert mine | (excluded & held) == held & set(t.items.tolist()) and not mine & excluded
+    cfg = make_config(None, {"graph": "unused", "mode": "target_only", "model.dim": 8, "target_only.epochs": 1,
+                             "target_only.batch_size": 4})
+    res = trainer.train(cfg, tmp_path / "run", progress=False, log=lambda m: None, artifact=cold_graph)
+    out = json.loads((res.run_dir / "results.json").read_text())["test_items"]
+    assert out["cold_among_cold"]["candidates"] == len(cold) and out["cold"]["candidates"] == 8
+    assert {k: v["users"] for k, v in out.items()} == {k: len(t.users) for k, t in tasks.items()}

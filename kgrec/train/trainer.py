@@ -47,6 +47,7 @@ from tqdm import tqdm
 from kgrec.atomic import atomic_file, check_output, check_writable, remove_output
 from kgrec.errors import KgrecError
 from kgrec.eval import METRICS, RankingTask, evaluate, mean_metrics, metrics_of_top, ranking_task
+from kgrec.eval.items import item_group_tasks
 from kgrec.eval.ranking import rank_each
 from kgrec.graph.artifact import INTERACTS, SOURCE, TARGET, GraphArtifact, load_graph, reverse_relation
 from kgrec.graph.views import target_only
@@ -555,6 +556,9 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
         valid_m = mean_metrics(validate(model, final_graph, valid, ks, config.eval.memory_mb))
     test_m = (mean_metrics(validate(model, final_graph, test, ks, config.eval.memory_mb, paths, path_weight))
               if len(test.users) else {})
+    test_items = {kind: {"users": len(sub.users), "candidates": len(sub.items),
+                         **mean_metrics(validate(model, final_graph, sub, ks, config.eval.memory_mb, paths, path_weight))}
+                  for kind, sub in item_group_tasks(artifact, test).items()}  # item cold start: kgrec.eval.items
     _save_checkpoint(out / "model.pt", {
         "state_dict": model.state_dict(), "model_config": asdict(config.model), "sizes": merged.sizes,
         "num_relations": merged.num_relations, "relations": merged.relations,
@@ -564,7 +568,8 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
     results = {"valid": valid_m, "test": test_m, "valid_users": len(valid.users), "test_users": len(test.users),
                "metrics": list(METRICS), "ks": list(ks), "path_graph": path_graph,
                "path_weight": path_weight, "path_filter": _filter_dict(paths), "path_filter_valid": filters,
-               "path_weight_valid": {view: {str(w): v for w, v in by.items()} for view, by in path_valid.items()}}
+               "path_weight_valid": {view: {str(w): v for w, v in by.items()} for view, by in path_valid.items()},
+               **({"test_items": test_items} if test_items else {})}
     with atomic_file(out / "results.json") as f:
         json.dump(results, f, indent=2)
     run = {"mode": config.mode, "seed": config.seed, "device": str(device), "graph": config.graph,
@@ -573,6 +578,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
     with atomic_file(out / "run.json") as f:
         json.dump(run, f, indent=2)
     log(f"{config.mode}: valid ndcg@{config.eval.k} {valid_m[f'ndcg@{config.eval.k}']:.4f}"
-        + (f", test ndcg@{config.eval.k} {test_m[f'ndcg@{config.eval.k}']:.4f}" if test_m else "") + f"  -> {out}")
+        + (f", test ndcg@{config.eval.k} {test_m[f'ndcg@{config.eval.k}']:.4f}" if test_m else "")
+        + "".join(f", {kind} items {m[key]:.4f}" for kind, m in test_items.items()) + f"  -> {out}")
     return TrainResult(out, valid_m, test_m, pd.DataFrame(history), model, final_graph, paths, path_weight,
                        path_graph)
