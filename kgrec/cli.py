@@ -305,6 +305,10 @@ def _benchmark(args: argparse.Namespace) -> int:
         ("kgrec_transfer_target",) if config.finetune.graph == "merged" else ())
     if not args.models and not len(artifact.split("train", "source")[0]):  # one domain: nothing to transfer
         models = tuple(m for m in models if m not in SOURCE_MODELS + CROSS_DOMAIN)
+    if not args.models and len(artifact.cold_items()):  # new items: the content baselines the graph can feed
+        has_text = "text" in artifact.nodes["item"] and artifact.nodes["item"]["text"].astype(str).str.strip().any()
+        has_links = any(s == "item" and d == "entity" for s, _, d in artifact.data.edge_types)
+        models += (("kg_knn",) if has_links else ()) + (("text_knn",) if has_text else ())
     seeds = tuple(int(s) for s in args.seeds.split(","))
     start = time.perf_counter()
     log = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
