@@ -29,7 +29,8 @@ EXAMPLES = {
                  "  kgrec recommend runs/example --users users.txt --out recs.parquet",
     "explain": "example: kgrec explain runs/example --user u1 --item books:solaris",
     "export": "example: kgrec export runs/example --format faiss --out exports/example-faiss",
-    "update": "example: kgrec update runs/example --interactions new_feedback.csv --out runs/example-2 --epochs 3",
+    "update": "examples:\n  kgrec update runs/example --interactions new_feedback.csv --out runs/example-2 --epochs 3\n"
+              "  kgrec update runs/example --new-items new_books.ttl --out runs/example-new",
     "evaluate": "example: kgrec evaluate runs/example --split test --ks 10,20",
     "benchmark": "examples:\n  kgrec benchmark graphs/examples/movies_books.toml --out reports/example --seeds 0,1\n"
                  "  kgrec benchmark graphs/amazon_cloth_to_sport.toml --out reports/cloth_to_sport "
@@ -230,8 +231,20 @@ def _export_embeddings(args: argparse.Namespace) -> int:
 
 
 def _update(args: argparse.Namespace) -> int:
-    from kgrec.serve import load_run, update
+    from kgrec.serve import add_items, load_run, update
 
+    if bool(args.interactions) == bool(args.new_items):
+        raise KgrecError("give --interactions FILE (new feedback, fine-tuned) or --new-items FILE (new items with "
+                         "their knowledge only, no training), one of the two")
+    if args.new_items:
+        report = add_items(load_run(args.run, args.device), args.new_items, args.out, args.overwrite)
+        if args.json:
+            print(json.dumps(report, indent=1))
+            return 0
+        print(f"added {report['new_items']} new items ({report['new_entities']} new entities, {report['edges_added']} "
+              f"edges; {report['facts_skipped']} of {report['facts']} facts skipped: unknown relation or entity); "
+              f"no retraining -> {args.out}")
+        return 0
     log = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     _, report = update(load_run(args.run, args.device), args.interactions, args.out, args.epochs, args.overwrite,
                        progress=False, log=log)
@@ -426,8 +439,11 @@ def make_parser() -> argparse.ArgumentParser:
     o.add_argument("--overwrite", action="store_true")
     o.set_defaults(func=_export_embeddings)
 
-    u = run_parser("update", "fold new interactions into a run and fine-tune from its weights")
-    u.add_argument("--interactions", required=True, help="CSV/TSV/Parquet with user, item[, domain]")
+    u = run_parser("update", "fold new interactions into a run and fine-tune from its weights, or add new items "
+                             "with their knowledge only (no training)")
+    u.add_argument("--interactions", help="CSV/TSV/Parquet with user, item[, domain]")
+    u.add_argument("--new-items", help="new target items with only their knowledge: RDF (Turtle, N-Triples, ...) or "
+                                       "a CSV/TSV of item, relation, entity[, label] rows; ranked at once, no training")
     u.add_argument("--out", required=True, help="the new run directory")
     u.add_argument("--epochs", type=int, default=3)
     u.add_argument("--overwrite", action="store_true")
