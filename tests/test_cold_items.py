@@ -231,3 +231,37 @@ def test_the_benchmark_reports_warm_and_cold_items_and_kgrec_against_the_content
         assert {"warm items", "cold items", "cold items among cold"} <= groups
     by_items = pd.read_parquet(out / "per_user_items.parquet")
     assert set(by_items["items"]) == {"warm", "cold", "cold_among_cold"}
+
+
+def test_simulated_new_items_lose_every_interaction_edge_and_keep_their_knowledge(example_graph):
+    graph = RelationalGraph.from_hetero(example_graph.data)
+    items = example_graph.split("train", "target")[1].unique()
+    hidden = trainer.hide_item_edges(graph, items, 0.5, torch.Generator().manual_seed(0))
+    lo, n = graph.offsets["item"], graph.sizes["item"]
+    edges = lambda g: set(zip(g.edge_index[0].tolist(), g.edge_index[1].tolist(), g.edge_type.tolist()))
+    removed = edges(graph) - edges(hidden)
+    assert removed and edges(hidden) <= edges(graph)
+    assert all("interacts_" in graph.relations[r][1] for _, _, r in removed)  # KG links all stay
+    gone = {(s if lo <= s < lo + n else d) - lo for s, d, _ in removed}
+    assert len(gone) == round(0.5 * len(items)) and gone <= set(items.tolist())
+    assert interaction_edges_at(hidden, gone) == 0
+    from kgrec.models.encoder import items_with_interactions
+    assert not items_with_interactions(hidden)[sorted(gone)].any()  # so cold_item_id = "zero" drops their IDs
+
+
+def test_simulated_new_items_hide_edges_in_training_only(cold_graph, tmp_path, monkeypatch):
+    from kgrec.models.encoder import Encoder, items_with_interactions
+    seen = []
+    real = Encoder.forward
+
+    def spy(self, graph, *args, **kwargs):
+        seen.append((self.training, int(items_with_interactions(graph).sum())))
+        return real(self, graph, *args, **kwargs)
+
+    monkeypatch.setattr(Encoder, "forward", spy)
+    cfg = make_config(None, {"graph": "unused", "mode": "target_only", "model.dim": 8, "target_only.epochs": 2,
+                             "target_only.batch_size": 4, "model.cold_item_id": "zero", "target_only.cold_items": 0.5})
+    trainer.train(cfg, tmp_path / "run", progress=False, log=lambda m: None, artifact=cold_graph)
+    full = int(items_with_interactions(RelationalGraph.from_hetero(target_only(cold_graph.data))).sum())
+    assert {n for training, n in seen if training} == {full - round(0.5 * full)}
+    assert {n for training, n in seen if not training} == {full}  # validation and test score on the whole graph

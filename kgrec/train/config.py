@@ -60,7 +60,11 @@ class StageConfig:
     without a better validation score. ``cold_users``: the share of the target's training
     users whose target edges are hidden from message passing each epoch (their target pairs
     still train), so that the model learns to reach target items through the source
-    alone, as it must for cold-start users (simulated cold start; ``0`` hides nothing)."""
+    alone, as it must for cold-start users (simulated cold start; ``0`` hides nothing).
+    ``cold_items``: the same for items: the share of the target's training items whose
+    interaction edges are hidden each epoch (their pairs still train; with
+    ``model.cold_item_id = "zero"`` their ID embedding goes too), so that the model learns to
+    score an item from its KG neighbours and features, as it must for new items."""
 
     epochs: int = field(default=40, metadata={"lo": 0})
     lr: float = field(default=0.005, metadata={"lo": 0.0})
@@ -68,6 +72,7 @@ class StageConfig:
     patience: int = field(default=3, metadata={"lo": 1})
     weight_decay: float = field(default=0.0, metadata={"lo": 0.0})
     cold_users: float = field(default=0.0, metadata={"lo": 0.0, "hi": 1.0})
+    cold_items: float = field(default=0.0, metadata={"lo": 0.0, "hi": 1.0})
 
 
 @dataclass(frozen=True)

@@ -185,6 +185,21 @@ def hide_target_edges(graph: RelationalGraph, users: Tensor, share: float, gen: 
     return graph.keep_edges(~(is_target & touches))
 
 
+def hide_item_edges(graph: RelationalGraph, items: Tensor, share: float, gen: torch.Generator) -> RelationalGraph:
+    """``graph`` without the interaction edges (either domain, both directions) of a random ``share`` of
+    ``items`` (type-local ids): simulated new items for one epoch."""
+    rels = [r for r, (_, rel, _) in enumerate(graph.relations) if "interacts_" in rel]
+    if share <= 0 or not rels or len(items) == 0:
+        return graph
+    chosen = items[torch.randperm(len(items), generator=gen)[:round(share * len(items))]]
+    hidden = torch.zeros(graph.num_nodes, dtype=torch.bool)
+    hidden[chosen + graph.offsets["item"]] = True
+    hidden = hidden.to(graph.device)
+    is_interaction = torch.isin(graph.edge_type, torch.tensor(rels, device=graph.device))
+    touches = hidden[graph.edge_index[0]] | hidden[graph.edge_index[1]]
+    return graph.keep_edges(~(is_interaction & touches))
+
+
 def _train_epoch(stage: str, epoch: int, model: TransferModel, graph: RelationalGraph, data: _Batches,
                  config: TrainConfig, cfg: StageConfig, opt: torch.optim.Optimizer, gen: torch.Generator,
                  progress: bool) -> dict[str, float]:
@@ -192,6 +207,8 @@ def _train_epoch(stage: str, epoch: int, model: TransferModel, graph: Relational
     target = data.pairs[TARGET]
     if cfg.cold_users > 0:
         graph = hide_target_edges(graph, target[0].unique(), cfg.cold_users, gen)
+    if cfg.cold_items > 0:
+        graph = hide_item_edges(graph, target[1].unique(), cfg.cold_items, gen)
     n = target.shape[1]
     perm = torch.randperm(n, generator=gen)
     steps = max(1, math.ceil(n / cfg.batch_size))
