@@ -21,15 +21,16 @@ from kgrec.graph.export import export_graph, to_networkx
 from kgrec.graph.info import graph_info
 from kgrec.graph.signal import kg_signal
 from kgrec.graph.spec import GraphSpec, load_spec
-from kgrec.serve import (Explanation, Run, add_items, evaluate_run, explain, export_embeddings, load_run, read_embeddings,
-                         read_history, recommend, recommend_from_history, recommend_many, update)
+from kgrec.serve import (Explanation, Run, add_items, evaluate_run, explain, export_embeddings, load_run,
+                         read_embeddings, read_history, recommend, recommend_from_history, recommend_many, update)
 from kgrec.train.config import TrainConfig, load_config, make_config
 from kgrec.train.trainer import TrainResult
 from kgrec.train.trainer import train as fit
 
 __version__ = "0.1.0"
 __all__ = ["Explanation", "GraphArtifact", "GraphSpec", "KgrecError", "Run", "TrainConfig", "TrainResult",
-           "add_items", "build_graph", "evaluate_run", "explain", "export_embeddings", "export_graph", "fit", "graph_info",
+           "add_items", "build_graph", "evaluate_run", "explain", "export_embeddings", "export_graph", "fit",
+           "graph_info",
            "kg_signal", "load_config", "load_graph", "load_run", "load_spec", "make_config", "read_embeddings",
            "read_history",
            "recommend", "recommend_from_history", "recommend_many", "to_networkx", "update", "__version__"]

@@ -8,6 +8,7 @@ from kgrec.serve.recommend import (history_embedding, read_history, recommend, r
 from kgrec.serve.run import Run, load_run
 from kgrec.serve.update import update
 
-__all__ = ["FORMATS", "Explanation", "Run", "add_items", "evaluate_run", "explain", "export_embeddings", "history_embedding",
+__all__ = ["FORMATS", "Explanation", "Run", "add_items", "evaluate_run", "explain", "export_embeddings",
+           "history_embedding",
            "load_run", "query_vectors", "read_embeddings", "read_history", "recommend", "recommend_from_history",
            "recommend_many", "update"]
