@@ -14,6 +14,12 @@ items of the other kind out of the ranking, as the filtered setting filters any 
 a warm held-out item then neither counts as a miss for the cold task nor pushes a cold item down.
 Chance NDCG differs between the two cold rankings (about ``|relevant| / M`` scale), so compare
 models within a column, never across.
+
+Candidates are listed in a seeded random order. Ranking breaks equal scores by the lower
+position (:func:`~kgrec.eval.metrics.top_k`), and item indices follow the order of first
+appearance in the interaction files, held-out rows included, so an early index tends to be a
+popular item: a model that gives every new item the same score (no knowledge of them: a zero
+vector, no walk) would otherwise be ranked by that order, and look better than chance.
 """
 from __future__ import annotations
 
@@ -56,17 +62,23 @@ def _restrict(task: RankingTask, keep_item: Tensor, items: Tensor, new_pos: Tens
     return RankingTask(task.users[users], items, relevant, exclude, task.split)
 
 
-def item_group_tasks(artifact: GraphArtifact, task: RankingTask) -> dict[str, RankingTask]:
-    """``{"warm", "cold", "cold_among_cold"}`` -> the task of that kind (module docstring); empty
-    when the graph has no cold items. ``task`` ranks the target items (:func:`ranking_task`)."""
+def item_group_tasks(artifact: GraphArtifact, task: RankingTask, seed: int = 0) -> dict[str, RankingTask]:
+    """``{"warm", "cold", "cold_among_cold"}`` -> the task of that kind (module docstring), candidates in
+    an order shuffled with ``seed``; empty when the graph has no cold items. ``task`` ranks the target
+    items (:func:`ranking_task`)."""
     cold_items = artifact.cold_items()
     if not len(cold_items):
         return {}
+    m = len(task.items)
+    gen = torch.Generator().manual_seed(seed)
+    order = torch.randperm(m, generator=gen)  # new position p holds old position order[p]
+    every = torch.empty(m, dtype=torch.long)
+    every[order] = torch.arange(m)
     is_cold = torch.isin(task.items, cold_items)
-    every = torch.arange(len(task.items))
-    among = torch.full((len(task.items),), -1, dtype=torch.long)
-    among[is_cold] = torch.arange(int(is_cold.sum()))
-    out = {"warm": _restrict(task, ~is_cold, task.items, every),
-           "cold": _restrict(task, is_cold, task.items, every),
-           "cold_among_cold": _restrict(task, is_cold, task.items[is_cold], among)}
+    cold_order = order[is_cold[order]]  # the cold items, in the shuffled order
+    among = torch.full((m,), -1, dtype=torch.long)
+    among[cold_order] = torch.arange(len(cold_order))
+    out = {"warm": _restrict(task, ~is_cold, task.items[order], every),
+           "cold": _restrict(task, is_cold, task.items[order], every),
+           "cold_among_cold": _restrict(task, is_cold, task.items[cold_order], among)}
     return {k: t for k, t in out.items() if len(t.users)}
