@@ -129,3 +129,14 @@ def test_the_cli_adds_new_items_and_refuses_two_sources_at_once(run, tmp_path, c
     assert "carrie" in capsys.readouterr().out  # 10 of the 9 unseen books: every one is listed
     assert main(["update", str(run.path), "--new-items", str(tmp_path / "new.ttl"), "--interactions",
                  str(tmp_path / "new.ttl"), "--out", str(tmp_path / "s")]) == 2
+
+
+def test_a_new_item_that_later_gets_interactions_is_new_no_longer(grown, tmp_path):
+    new, _ = grown
+    (tmp_path / "feedback.csv").write_text("user,item\nu1,carrie\n")
+    from kgrec.serve import update
+    update(new, tmp_path / "feedback.csv", tmp_path / "warm", epochs=1, progress=False, log=lambda m: None)
+    warm = load_run(tmp_path / "warm")
+    i = warm.item_index("carrie")
+    assert i not in warm.artifact.cold_items().tolist() and not bool(warm.artifact.data["item"].cold_start[i])
+    assert len(warm.artifact.data["item"].cold_start) == int(warm.artifact.data["item"].num_nodes)
