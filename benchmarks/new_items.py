@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from kgrec.eval import ranking_task
-from kgrec.eval.benchmark import best_on_validation, transfer_gain
+from kgrec.benchmark import best_on_validation, transfer_gain
 from kgrec.eval.items import item_group_tasks
 from kgrec.eval.ranking import evaluate
 from kgrec.graph.artifact import load_graph

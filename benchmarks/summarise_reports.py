@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kgrec.eval.benchmark import gain_comparisons, transfer_gain
+from kgrec.benchmark import gain_comparisons, transfer_gain
 COLUMNS = [("all", "ndcg@10"), ("all", "recall@20"), ("all", "ndcg@20"), ("cold_start", "ndcg@20"),
            ("all", "sampled_hr@10"), ("all", "sampled_ndcg@10")]
 

@@ -26,8 +26,8 @@ from kgrec.serve import (Explanation, Run, add_items, evaluate_run, explain, exp
 from kgrec.train.config import TrainConfig, load_config, make_config
 from kgrec.train.trainer import TrainResult
 from kgrec.train.trainer import train as fit
+from kgrec.version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["Explanation", "GraphArtifact", "GraphSpec", "KgrecError", "Run", "TrainConfig", "TrainResult",
            "add_items", "build_graph", "evaluate_run", "explain", "export_embeddings", "export_graph", "fit",
            "graph_info",

@@ -9,7 +9,8 @@ existing ``out`` that is a plain file, or a non-empty directory without those
 markers, is refused with :class:`~kgrec.errors.OutputError`, deleting nothing.
 
 The temporary sibling is ``.NAME.tmp-PID-XXXXXXXX``; a later write to the same
-``NAME`` removes the siblings whose process ``PID`` is gone (a killed write).
+``NAME`` removes the siblings whose process ``PID`` is gone (a killed write), or whose ``PID``
+now belongs to a process started after the sibling was last written (the number was reused).
 """
 from __future__ import annotations
 
@@ -52,6 +53,10 @@ def check_writable(out: str | Path) -> None:
         raise OutputError(f"{out}: cannot write here, {parent} is a file, not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"{out}: cannot write here, {parent} is not writable")
+    try:  # the permission bits do not tell for root, read-only mounts or /proc: try it
+        os.rmdir(tempfile.mkdtemp(prefix=f".kgrec-probe-{os.getpid()}-", dir=parent))
+    except OSError as e:
+        raise OutputError(f"{out}: cannot write here, {parent} is not writable ({e.strerror or e})") from None
 
 
 def check_output(out: str | Path, *, overwrite: bool, ours: Ours, what: str = "output directory",
@@ -92,6 +97,38 @@ def check_output(out: str | Path, *, overwrite: bool, ours: Ours, what: str = "o
     return True
 
 
+def check_directory(out: str | Path, what: str = "output directory") -> None:
+    """Check that kgrec may write into the directory ``out`` (a report or study directory, written file by
+    file and continued across runs): absent or a directory, in a writable place.
+
+    Raises:
+        OutputError: ``out`` is a file, lies under a file, or cannot be written.
+    """
+    out = Path(out)
+    if (out.exists() or out.is_symlink()) and not out.is_dir():
+        raise OutputError(f"{out} is a file, not a {what}: nothing was changed; choose another path")
+    check_writable(out / "x" if out.is_dir() else out)
+
+
+def check_file_output(out: str | Path, *, overwrite: bool, what: str = "output file",
+                      hint: str = "pass --overwrite to replace it") -> None:
+    """Check that the single file ``out`` may be written: absent, or (with ``overwrite``) an existing file.
+
+    kgrec cannot tell its own single files from the user's, so an existing one is replaced only when asked
+    (``overwrite``), and a directory never is.
+
+    Raises:
+        OutputError: ``out`` is a directory, exists without ``overwrite``, or cannot be written.
+    """
+    out = Path(out)
+    if out.is_dir():
+        raise OutputError(f"{out} is a directory, not a file: kgrec never replaces a directory with a file, so "
+                          f"nothing was changed; give a file path")
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise OutputError(f"{what} {out} already exists; {hint}")
+    check_writable(out)
+
+
 def remove_output(out: str | Path) -> None:
     """Remove ``out`` (after :func:`check_output` said it is kgrec's): a link is unlinked, not followed."""
     out = Path(out)
@@ -115,8 +152,34 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _started(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), from ``/proc``; None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat[stat.rindex(")") + 2:].split()[19])  # field 22, after the (command name)
+        boot = next(int(ln.split()[1]) for ln in Path("/proc/stat").read_text().splitlines() if ln.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _stale(path: Path, pid: int) -> bool:
+    """Whether the temporary ``path`` written by ``pid`` is left over: that process is gone, or the
+    process now holding the number started after ``path`` was last written (so did not write it)."""
+    if not _alive(pid):
+        return True
+    if pid == os.getpid():
+        return False
+    started = _started(pid)
+    try:
+        return started is not None and path.lstat().st_mtime < started - 2  # btime has whole seconds
+    except OSError:
+        return False
+
+
 def remove_stale_siblings(out: str | Path) -> list[Path]:
-    """Remove ``.NAME.tmp-PID-*`` and ``.NAME.old-PID`` siblings of ``out`` whose process is gone.
+    """Remove ``.NAME.tmp-PID-*`` and ``.NAME.old-PID`` siblings of ``out`` left by a killed write (see
+    :func:`_stale`).
 
     Only names of exactly kgrec's own temporary pattern for this ``NAME`` are touched. Returns
     what was removed.
@@ -131,7 +194,7 @@ def remove_stale_siblings(out: str | Path) -> list[Path]:
         return removed
     for p in siblings:
         m = pattern.fullmatch(p.name)
-        if not m or _alive(int(m.group(1) or m.group(2))):
+        if not m or not _stale(p, int(m.group(1) or m.group(2))):
             continue
         with contextlib.suppress(OSError):
             remove_output(p)
@@ -192,15 +255,19 @@ def atomic_directory(out: str | Path, overwrite: bool = True, ours: Ours = None,
 
 
 @contextlib.contextmanager
-def atomic_file(out: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator:
+def atomic_file(out: str | Path, mode: str = "w", encoding: str | None = "utf-8", *, overwrite: bool = True,
+                what: str = "output file") -> Iterator:
     """Open a temporary sibling of ``out`` for writing; rename it onto ``out`` on success.
 
+    ``overwrite=False``: an existing ``out`` is refused, before and again after the block (see
+    :func:`check_file_output`).
+
     Raises:
-        OutputError: ``out`` is a directory, lies under a file, or cannot be written.
+        OutputError: ``out`` is a directory, exists without ``overwrite``, lies under a file, or cannot be
+            written.
     """
     out = Path(out)
-    if out.is_dir():
-        raise OutputError(f"{out} is a directory; give a file path to write to")
+    check_file_output(out, overwrite=overwrite, what=what)
     _prepare_parent(out)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent)
@@ -210,6 +277,7 @@ def atomic_file(out: str | Path, mode: str = "w", encoding: str | None = "utf-8"
     try:
         with open(tmp, mode, encoding=None if "b" in mode else encoding) as f:
             yield f
+        check_file_output(out, overwrite=overwrite, what=what)  # nothing appeared there meanwhile
         os.replace(tmp, out)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

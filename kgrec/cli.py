@@ -10,10 +10,13 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
-from kgrec.errors import KgrecError
+from kgrec import argtypes
+from kgrec.errors import KgrecError, KgrecWarning
 from kgrec.memory import keep_freed_memory
+
 
 EXAMPLES = {
     "build": "example: kgrec build graphs/examples/movies_books.toml --out artifacts/example",
@@ -21,6 +24,7 @@ EXAMPLES = {
     "kg-signal": "example: kgrec kg-signal artifacts/lastfm_satori --csv reports/lastfm_kg_signal.csv",
     "export-graph": "example: kgrec export-graph artifacts/example --format ntriples --out artifacts/example-rdf",
     "datasets": "example: kgrec datasets --fetch movielens-100k",
+    "verify": "examples:\n  kgrec verify artifacts/example\n  kgrec verify runs/example",
     "train": "examples:\n  kgrec train --graph artifacts/example --out runs/example\n"
              "  kgrec train configs/amazon_cloth_to_sport.toml --seed 1 --set finetune.mode=upper\n"
              "  kgrec train --graph artifacts/example --mode target_only --set target_only.epochs=5",
@@ -78,28 +82,43 @@ def _kg_signal(args: argparse.Namespace) -> int:
     from kgrec.graph import load_graph
     from kgrec.graph.signal import format_signal, kg_signal
 
-    if args.shuffles < 1:
-        raise KgrecError(f"--shuffles must be at least 1, got {args.shuffles}")
+    if args.csv:
+        from kgrec.atomic import check_file_output
+        check_file_output(args.csv, overwrite=args.overwrite, what="CSV file")
     table = kg_signal(load_graph(args.graph), args.domain, args.shuffles, args.seed, args.held_out)
     if args.json:
         print(table.to_json(orient="records", indent=2))
     else:
         print(format_signal(table))
     if args.csv:
-        out = Path(args.csv)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out, index=False)
-        print(f"wrote {out}", file=sys.stderr)
+        from kgrec.atomic import atomic_file
+
+        with atomic_file(args.csv, overwrite=args.overwrite, what="CSV file") as f:
+            table.to_csv(f, index=False)
+        print(f"wrote {args.csv}", file=sys.stderr)
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
+    from kgrec.atomic import check_file_output, check_output
     from kgrec.graph import load_graph
     from kgrec.graph.export import export_graph
 
-    out = export_graph(load_graph(args.graph), args.out, args.format)
+    if args.format in ("graphml", "edgelist"):
+        check_file_output(args.out, overwrite=args.overwrite, what=f"{args.format} file")
+    else:
+        check_output(args.out, overwrite=args.overwrite, ours=("spec.toml", "graph.nt"), what="RDF export directory")
+    out = export_graph(load_graph(args.graph), args.out, args.format, args.overwrite)
     print(f"wrote {out}")
     return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from kgrec.serve.verify import verify
+
+    report = verify(args.dir)
+    print("\n".join(report.lines()))
+    return 0 if report.ok else 2
 
 
 def _datasets(args: argparse.Namespace) -> int:
@@ -125,9 +144,11 @@ def parse_overrides(items: list[str] | None) -> dict:
     """
     import tomllib
 
+    from kgrec.io import check_utf8_arg
+
     out = {}
     for item in items or []:
-        key, eq, value = item.partition("=")
+        key, eq, value = check_utf8_arg(item, "--set").partition("=")
         if not eq or not key.strip():
             raise KgrecError(f"--set expects KEY=VALUE (e.g. pretrain.epochs=5), got {item!r}")
         try:
@@ -186,6 +207,12 @@ def _recommend(args: argparse.Namespace) -> int:
     given = [x for x in (args.user, args.users, args.history) if x]
     if len(given) != 1:
         raise KgrecError("give exactly one of --user ID, --users FILE or --history FILE")
+    if args.out:
+        from kgrec.atomic import check_file_output
+        if not args.users:
+            raise KgrecError("--out writes the recommendations of --users FILE; it is not used with --user or "
+                             "--history")
+        check_file_output(args.out, overwrite=args.overwrite, what="recommendations file")
     run = load_run(args.run, args.device)
     if args.history:
         df = recommend_from_history(run, read_history(run, args.history), args.k, not args.include_seen)
@@ -193,11 +220,12 @@ def _recommend(args: argparse.Namespace) -> int:
         path = Path(args.users)
         if not path.is_file():
             raise KgrecError(f"{path}: users file not found")
-        users = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        from kgrec.io import read_text
+        users = [line.strip() for line in read_text(path, "users file").splitlines() if line.strip()]
         df = recommend_many(run, users, args.k, not args.include_seen)
         if args.out:
             from kgrec.atomic import atomic_file
-            with atomic_file(args.out, "wb") as f:
+            with atomic_file(args.out, "wb", overwrite=args.overwrite, what="recommendations file") as f:
                 df.drop(columns="item_index").to_parquet(f, index=False)
             print(f"{len(users):,} users, {len(df):,} recommendations -> {args.out}")
             return 0
@@ -265,8 +293,7 @@ def _update(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from kgrec.serve import evaluate_run, load_run
 
-    ks = tuple(int(k) for k in args.ks.split(","))
-    res = evaluate_run(load_run(args.run, args.device), args.split, ks)
+    res = evaluate_run(load_run(args.run, args.device), args.split, args.ks)
     if args.json:
         print(json.dumps(res, indent=1))
         return 0
@@ -295,8 +322,8 @@ def _spec_or_graph(args: argparse.Namespace, out: Path):
         spec = load_spec(args.spec)
         graph_dir = out / "graph"
         wanted = _json.loads(_json.dumps(spec.to_dict(), default=str))
-        manifest = graph_dir / "manifest.json"
-        if manifest.exists() and _json.loads(manifest.read_text()).get("spec") == wanted:
+        from kgrec.graph.artifact import is_artifact_dir, read_manifest
+        if is_artifact_dir(graph_dir) and read_manifest(graph_dir).get("spec") == wanted:
             artifact = load_graph(graph_dir)
         else:
             artifact = build_graph(spec, progress=not args.quiet)
@@ -305,10 +332,12 @@ def _spec_or_graph(args: argparse.Namespace, out: Path):
 
 
 def _benchmark(args: argparse.Namespace) -> int:
-    from kgrec.eval.benchmark import CROSS_DOMAIN, DEFAULT_MODELS, SOURCE_MODELS, run_benchmark, save_settings
+    from kgrec.atomic import check_directory
+    from kgrec.benchmark import CROSS_DOMAIN, DEFAULT_MODELS, SOURCE_MODELS, run_benchmark, save_settings
     from kgrec.train.config import make_config
 
     out = Path(args.out)
+    check_directory(out, "report directory")
     graph_dir, artifact = _spec_or_graph(args, out)
     overrides = {"graph": str(graph_dir.resolve()), "device": args.device, **parse_overrides(args.set)}
     config = make_config(args.config, overrides)
@@ -322,12 +351,11 @@ def _benchmark(args: argparse.Namespace) -> int:
         has_text = "text" in artifact.nodes["item"] and artifact.nodes["item"]["text"].astype(str).str.strip().any()
         has_links = any(s == "item" and d == "entity" for s, _, d in artifact.data.edge_types)
         models += (("kg_knn",) if has_links else ()) + (("text_knn",) if has_text else ())
-    seeds = tuple(int(s) for s in args.seeds.split(","))
     start = time.perf_counter()
     log = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
-    run_benchmark(artifact, config, out, models, seeds, args.sampled, log, jobs=args.jobs)
+    run_benchmark(artifact, config, out, models, args.seeds, args.sampled, log, jobs=args.jobs)
     wall = time.perf_counter() - start
-    save_settings(out, {"spec": args.spec, "graph": str(graph_dir), "models": models, "seeds": seeds,
+    save_settings(out, {"spec": args.spec, "graph": str(graph_dir), "models": models, "seeds": args.seeds,
                         "config": config.to_dict(), "wall_seconds": round(wall, 1)})
     print((out / "report.md").read_text())
     print(f"report -> {out} ({wall / 60:.1f} min)")
@@ -335,10 +363,12 @@ def _benchmark(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
+    from kgrec.atomic import check_directory
     from kgrec.train.config import make_config
     from kgrec.tune import default_space, format_study, load_space, tune
 
     out = Path(args.out)
+    check_directory(out, "study directory")
     graph_dir, artifact = _spec_or_graph(args, out)
     overrides = parse_overrides(args.set)
     config = make_config(args.config, {"graph": str(graph_dir.resolve()), "device": args.device, **overrides})
@@ -361,7 +391,7 @@ def make_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="build a graph artifact from a spec", epilog=EXAMPLES["build"])
     b.add_argument("spec", help="graph spec (TOML), e.g. graphs/ml100k_genres.toml")
     b.add_argument("--out", required=True, help="artifact directory to write (atomically)")
-    b.add_argument("--seed", type=int, default=None, help="override the spec's split seed")
+    b.add_argument("--seed", type=argtypes.seed, default=None, help="override the spec's split seed")
     b.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     b.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     b.set_defaults(func=_build)
@@ -377,9 +407,10 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--domain", default="target", choices=["source", "target"], help="whose items and interactions")
     s.add_argument("--held-out", default="valid", choices=["valid", "test", ""],
                    help="split whose pairs the held-out share counts ('' for none)")
-    s.add_argument("--shuffles", type=int, default=20, help="random deals of the items' neighbours (the chance level)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--shuffles", type=argtypes.positive_int, default=20, help="random deals of the items' neighbours (the chance level)")
+    s.add_argument("--seed", type=argtypes.seed, default=0)
     s.add_argument("--csv", help="also write the whole table (every relation) to this CSV file")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --csv file")
     s.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     s.set_defaults(func=_kg_signal)
 
@@ -387,18 +418,24 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("graph", help="artifact directory")
     e.add_argument("--format", default="graphml", choices=["graphml", "edgelist", "ntriples", "turtle"])
     e.add_argument("--out", required=True, help="file (graphml, edgelist) or directory (ntriples, turtle)")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing file, or an earlier RDF export")
     e.set_defaults(func=_export)
 
     d = sub.add_parser("datasets", help="list registered datasets, or fetch them", epilog=EXAMPLES["datasets"])
     d.add_argument("--fetch", nargs="*", metavar="NAME", help="download (and verify) these datasets")
     d.set_defaults(func=_datasets)
 
+    f = sub.add_parser("verify", help="check a graph artifact's or a run's files against their recorded checksums",
+                       epilog=EXAMPLES["verify"], formatter_class=argparse.RawDescriptionHelpFormatter)
+    f.add_argument("dir", help="a graph artifact or run directory; prints each file's state, exits 2 if any is wrong")
+    f.set_defaults(func=_verify)
+
     t = sub.add_parser("train", help="pre-train and fine-tune (or train target-only) into a run directory",
                        epilog=EXAMPLES["train"], formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("config", nargs="?", help="training config (TOML); optional with --graph")
     t.add_argument("--graph", help="graph artifact directory (overrides the config's)")
     t.add_argument("--mode", choices=["transfer", "target_only"], help="transfer (default) or the target-only control")
-    t.add_argument("--seed", type=int, help="seed for initialisation, sampling and shuffling")
+    t.add_argument("--seed", type=argtypes.seed, help="seed for initialisation, sampling and shuffling")
     t.add_argument("--device", help="cpu, cuda, cuda:N or auto")
     t.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a config key, e.g. --set pretrain.epochs=5 --set model.head=distmult")
@@ -418,18 +455,19 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--user", help="a user id of the graph")
     r.add_argument("--users", help="file with one user id per line (batch mode; with --out writes Parquet)")
     r.add_argument("--history", help="a new user's items, one per line ('domain:id' or a target item id)")
-    r.add_argument("--k", type=int, default=10)
+    r.add_argument("--k", type=argtypes.positive_int, default=10)
     r.add_argument("--include-seen", action="store_true", help="keep items the user already interacted with (train/valid)")
     r.add_argument("--explain", action="store_true", help="print the KG paths behind each recommendation")
-    r.add_argument("--paths", type=int, default=2, help="paths per item with --explain")
+    r.add_argument("--paths", type=argtypes.positive_int, default=2, help="paths per item with --explain")
     r.add_argument("--json", action="store_true")
     r.add_argument("--out", help="Parquet file for --users")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing --out file (never a directory)")
     r.set_defaults(func=_recommend)
 
     x = run_parser("explain", "the KG paths from a user to an item, ranked by the trained model")
     x.add_argument("--user", required=True)
     x.add_argument("--item", required=True, help="item id ('domain:id', or looked up in the target first)")
-    x.add_argument("--paths", type=int, default=3)
+    x.add_argument("--paths", type=argtypes.positive_int, default=3)
     x.add_argument("--json", action="store_true")
     x.set_defaults(func=_explain)
 
@@ -445,7 +483,7 @@ def make_parser() -> argparse.ArgumentParser:
     u.add_argument("--new-items", help="new target items with only their knowledge: RDF (Turtle, N-Triples, ...) or "
                                        "a CSV/TSV of item, relation, entity[, label] rows; ranked at once, no training")
     u.add_argument("--out", required=True, help="the new run directory")
-    u.add_argument("--epochs", type=int, default=3)
+    u.add_argument("--epochs", type=argtypes.non_negative_int, default=3)
     u.add_argument("--overwrite", action="store_true")
     u.add_argument("--quiet", action="store_true")
     u.add_argument("--json", action="store_true", help="print the whole report (also in OUT/update.json)")
@@ -453,7 +491,7 @@ def make_parser() -> argparse.ArgumentParser:
 
     v = run_parser("evaluate", "full-ranking metrics of a run on its held-out target split")
     v.add_argument("--split", default="test", choices=["valid", "test"])
-    v.add_argument("--ks", default="10,20", help="comma-separated cut-offs")
+    v.add_argument("--ks", type=argtypes.positive_ints, default=(10, 20), help="comma-separated cut-offs")
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=_evaluate)
 
@@ -467,11 +505,11 @@ def make_parser() -> argparse.ArgumentParser:
                                     "kgrec_transfer_target (fine-tuned on the target's own graph) unless the config "
                                     "already fine-tunes there, and kgrec_transfer_upper / kgrec_transfer_frozen "
                                     "where the model has the weights they fine-tune")
-    k.add_argument("--seeds", default="0,1,2")
-    k.add_argument("--sampled", type=int, default=999, help="negatives per test item in the sampled protocol (0: off)")
+    k.add_argument("--seeds", type=argtypes.seeds, default=(0, 1, 2), help="comma-separated")
+    k.add_argument("--sampled", type=argtypes.non_negative_int, default=999, help="negatives per test item in the sampled protocol (0: off)")
     k.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, as for 'kgrec train'")
     k.add_argument("--device", default="cpu")
-    k.add_argument("--jobs", type=int, default=1,
+    k.add_argument("--jobs", type=argtypes.positive_int, default=1,
                    help="(seed, model) trainings run at once, each in its own process with an equal share of the CPU threads "
                         "(README, Results, has the wall times measured with it)")
     k.add_argument("--quiet", action="store_true")
@@ -483,21 +521,33 @@ def make_parser() -> argparse.ArgumentParser:
     n.add_argument("--graph", help="an existing graph artifact instead of a spec")
     n.add_argument("--out", required=True, help="study directory (study.db, trials.csv, best.toml, trials/); "
                                                 "an existing study there is continued")
-    n.add_argument("--trials", type=int, required=True, help="finished trials wanted in total, earlier runs' included")
+    n.add_argument("--trials", type=argtypes.positive_int, required=True, help="finished trials wanted in total, earlier runs' included")
     n.add_argument("--config", help="base training config (TOML): every key the search leaves alone")
     n.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, as for 'kgrec train'")
     n.add_argument("--space", help="search space (TOML): key = [low, high], { low, high, log = true } or "
                                    "{ choices = [...] }; default: loss weights, model.layers, model.dim, pretrain.lr, "
                                    "loss.l2")
-    n.add_argument("--seed", type=int, default=0, help="the sampler's seed (the trainings use the config's seed)")
+    n.add_argument("--seed", type=argtypes.seed, default=0, help="the sampler's seed (the trainings use the config's seed)")
     n.add_argument("--device", default="cpu")
     n.add_argument("--quiet", action="store_true", help="no line per trial")
     n.set_defaults(func=_tune)
     return p
 
 
+_show_warning = warnings.showwarning
+
+
+def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A :class:`KgrecWarning` as one ``kgrec: warning:`` line; any other warning as Python shows it."""
+    if issubclass(category, KgrecWarning):
+        print(f"kgrec: warning: {message}", file=sys.stderr)
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
+    warnings.showwarning = _print_warning
     keep_freed_memory()
     try:
         return args.func(args)

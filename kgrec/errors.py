@@ -15,15 +15,16 @@ class KgrecError(Exception):
 class InputError(KgrecError):
     """A data file is missing or malformed.
 
-    The message names the file, the line (1-based, counting the header) when
-    known, and what was expected.
+    The message names the file (its name, or with ``full_path`` the path as given), the line
+    (1-based, counting the header) when known, and what was expected.
     """
 
-    def __init__(self, path: str | Path, message: str, line: int | None = None):
+    def __init__(self, path: str | Path, message: str, line: int | None = None, *, full_path: bool = False):
         self.path = str(path)
         self.line = line
         self.detail = message
-        where = Path(self.path).name if line is None else f"{Path(self.path).name} line {line}"
+        name = self.path if full_path else Path(self.path).name
+        where = name if line is None else f"{name} line {line}"
         super().__init__(f"{where}: {message}" if path else message)
 
 
@@ -46,6 +47,11 @@ class OutputError(KgrecError):
 
     The message names the path and why; nothing was changed.
     """
+
+
+class KgrecWarning(UserWarning):
+    """Something a user should know that does not stop the command (e.g. an artifact without checksums);
+    the CLI prints it as one ``kgrec: warning:`` line."""
 
 
 class DownloadError(KgrecError):

@@ -30,12 +30,14 @@ from typing import Any, Callable, Mapping
 
 import optuna
 
-from kgrec.atomic import atomic_file, remove_output
+from kgrec.atomic import atomic_file, check_directory, remove_output
 from kgrec.errors import OutputError, SpecError
 from kgrec.graph.artifact import GraphArtifact
+from kgrec.io import read_json
 from kgrec.tomlconfig import read_toml
+from kgrec.train.budget import check_memory
 from kgrec.train.config import TrainConfig, parse_config, to_toml
-from kgrec.train.trainer import train
+from kgrec.train.trainer import resolve_device, train, write_run_record
 
 STUDY_NAME = "kgrec"
 
@@ -240,11 +242,12 @@ def tune(artifact: GraphArtifact, base_config: TrainConfig, out: str | Path, tri
     if trials < 1:
         raise SpecError("<tune>", "trials", f"must be at least 1, got {trials}")
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out} is a file, not a directory for the study")
+    check_directory(out, "study directory")
     base = dataclasses.replace(base_config, graph=str(Path(base_config.graph).resolve()))
     space = dict(space if space is not None else default_space(artifact, base))
     check_space(space, base)
+    check_memory(base, {t: int(artifact.data[t].num_nodes) for t in artifact.data.node_types},
+                 resolve_device(base.device))
     key = f"ndcg@{base.eval.k}"
     out.mkdir(parents=True, exist_ok=True)
     seen = validation_view(artifact)
@@ -342,6 +345,10 @@ def _write_outputs(study: optuna.Study, base: TrainConfig, out: Path, key: str) 
         remove_output(run / "checkpoints")  # for --resume of a killed run, which a trial never does
         if best is None or run.name != f"{best.number:04d}":
             (run / "model.pt").unlink(missing_ok=True)
+        if (run / "run.json").is_file():  # record only the files kept, so that `kgrec verify` finds them all
+            record = read_json(run / "run.json")
+            write_run_record(run, {k: v for k, v in record.items() if k not in ("files", "graph_checksum")},
+                             record.get("graph_checksum"))
 
 
 def format_study(study: optuna.Study, top: int = 10) -> str:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from kgrec.eval.benchmark import transfer_gain
+from kgrec.benchmark import transfer_gain
 from kgrec.eval.groups import bucket_recall, coverage, popularity_bias, popularity_buckets, user_groups
 from kgrec.eval.sampled import sampled_candidates, sampled_metrics
 from kgrec.models.baselines import LightGCN
@@ -188,7 +188,7 @@ def test_benchmark_writes_a_report_and_reuses_the_graph(tmp_path):
 
 
 def test_seeds_run_in_parallel_processes_give_the_same_report(example_graph, tmp_path):
-    from kgrec.eval.benchmark import run_benchmark
+    from kgrec.benchmark import run_benchmark
     from kgrec.train.config import make_config
 
     cfg = make_config(None, {"graph": str(tmp_path / "g"), "model.dim": 8, "pretrain.epochs": 2, "finetune.epochs": 1,
@@ -208,7 +208,7 @@ def test_seeds_run_in_parallel_processes_give_the_same_report(example_graph, tmp
 def test_kgrec_runs_are_scored_on_the_graph_they_were_fine_tuned_on(example_graph, tmp_path, graph):
     import json
 
-    from kgrec.eval.benchmark import run_benchmark
+    from kgrec.benchmark import run_benchmark
     from kgrec.train.config import make_config
 
     cfg = make_config(None, {"graph": str(tmp_path / "g"), "model.dim": 8, "pretrain.epochs": 2,
@@ -223,7 +223,7 @@ def test_kgrec_runs_are_scored_on_the_graph_they_were_fine_tuned_on(example_grap
 
 def test_the_target_graph_variant_starts_from_the_pretrained_model_and_scores_on_the_target_graph(
         example_graph, tmp_path):
-    from kgrec.eval.benchmark import run_benchmark
+    from kgrec.benchmark import run_benchmark
     from kgrec.serve import load_run
     from kgrec.train.config import make_config
 
@@ -242,7 +242,7 @@ def test_the_target_graph_variant_starts_from_the_pretrained_model_and_scores_on
 
 
 def test_a_model_without_randomness_is_fitted_once_and_reported_under_every_seed(example_graph, tmp_path):
-    from kgrec.eval.benchmark import run_benchmark
+    from kgrec.benchmark import run_benchmark
     from kgrec.train.config import make_config
 
     cfg = make_config(None, {"graph": "unused", "model.dim": 8, "target_only.epochs": 2})
@@ -261,7 +261,7 @@ def test_a_model_without_randomness_is_fitted_once_and_reported_under_every_seed
 def test_transfer_models_on_a_one_domain_graph_are_refused_before_any_training(tmp_path):
     from kgrec import build_graph, load_spec
     from kgrec.errors import KgrecError
-    from kgrec.eval.benchmark import run_benchmark
+    from kgrec.benchmark import run_benchmark
     from kgrec.train.config import make_config
 
     (tmp_path / "t.csv").write_text("user,item\n" + "".join(f"u{u},i{(u + k) % 7}\n" for u in range(8) for k in range(4)))

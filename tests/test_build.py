@@ -144,3 +144,41 @@ def test_a_link_file_keyed_by_another_tables_position_ids_reaches_items_by_title
         "x": "e:dune", "y": "e:emma", "z": "e:solaris"}
     acc = g.manifest["accounting"]["links"][0]
     assert (acc["rows_matched_by_title"], acc["rows_without_title_match"]) == (3, 2)
+
+
+# --- filters and splits that leave a domain without what training needs -------------
+import warnings  # noqa: E402
+
+import pytest  # noqa: E402
+
+from kgrec.errors import KgrecWarning, SpecError  # noqa: E402
+from kgrec.graph.spec import SplitSpec  # noqa: E402
+from kgrec.train.trainer import no_validation_hint  # noqa: E402
+
+
+def test_a_threshold_that_keeps_nothing_is_refused_naming_it(example_spec):
+    spec = replace(example_spec, target=replace(example_spec.target, threshold=100.0))
+    with pytest.raises(SpecError, match=r"key 'target.threshold': = 100.0 keeps none of the books domain's"):
+        build_graph(spec)
+
+
+def test_a_k_core_that_removes_everything_is_refused_naming_it(example_spec):
+    spec = replace(example_spec, source=replace(example_spec.source, k_core=50))
+    with pytest.raises(SpecError, match=r"key 'source.k_core': = 50 removes all .* interactions of the movies domain"):
+        build_graph(spec)
+
+
+def test_a_ratio_split_that_gives_small_users_no_validation_item_warns_at_build(example_spec):
+    spec = replace(example_spec, target=replace(example_spec.target, split=SplitSpec(method="ratio")))
+    with pytest.warns(KgrecWarning, match=r"target users with 3\+ interactions get no validation item from split "
+                                          r"method = \"ratio\".*method = \"loo\" gives each of them one"):
+        g = build_graph(spec)
+    assert g.manifest["accounting"]["target"]["users_without_validation_item"] > 0
+    hint = no_validation_hint(g)
+    assert 'method = "ratio"' in hint and 'rebuild with [target.split] method = "loo"' in hint
+
+
+def test_a_loo_split_builds_without_a_warning(example_spec):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", KgrecWarning)
+        build_graph(example_spec)

@@ -131,3 +131,22 @@ def test_the_run_commands_work_from_the_shell(tmp_path):
     assert r.returncode == 2 and "user.parquet" in r.stderr and "Traceback" not in r.stderr
     r = run("recommend", tmp_path / "nothing", "--user", "u1")
     assert r.returncode == 2 and "kgrec train" in r.stderr
+
+
+def test_a_threshold_that_empties_the_target_exits_2_naming_the_key_and_writes_nothing(tmp_path, capsys):
+    d = copy_example(tmp_path)
+    spec = d / "movies_books.toml"
+    spec.write_text(spec.read_text().replace("threshold = 4.0\nsplit", "threshold = 9.0\nsplit"))
+    assert main(["build", str(spec), "--out", str(tmp_path / "g"), "--quiet"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "key 'target.threshold'" in lines[0]
+    assert not (tmp_path / "g").exists()
+
+
+def test_a_build_warning_is_one_line_on_stderr(tmp_path, capsys):
+    d = copy_example(tmp_path)
+    spec = d / "movies_books.toml"
+    spec.write_text(spec.read_text().replace('split = { method = "loo" }', 'split = { method = "ratio" }'))
+    assert main(["build", str(spec), "--out", str(tmp_path / "g"), "--quiet"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("kgrec: warning: movies_books.toml:") and "loo" in err[0]

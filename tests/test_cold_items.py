@@ -220,7 +220,7 @@ def test_content_knn_is_the_summed_cosine_to_the_history():
 def test_the_benchmark_reports_warm_and_cold_items_and_kgrec_against_the_content_baseline(cold_graph, tmp_path):
     import pandas as pd
 
-    from kgrec.eval.benchmark import run_benchmark
+    from kgrec.benchmark import run_benchmark
     cfg = make_config(None, {"graph": "unused", "model.dim": 8, "pretrain.epochs": 2, "finetune.epochs": 1,
                              "target_only.epochs": 2, "model.cold_item_id": "zero"})
     out = run_benchmark(cold_graph, cfg, tmp_path / "r", ("kg_knn", "kgrec_target_only", "kgrec_transfer"),

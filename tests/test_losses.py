@@ -8,7 +8,7 @@ import torch
 
 from kgrec.train.losses import (adversarial_loss, bce_loss, bpr_loss, distmult_score, grad_reverse, info_nce, kg_loss,
                                 l2_penalty, mmd, softmax_loss, transe_score)
-from kgrec.train.sampling import NegativeSampler
+from kgrec.graph.negatives import NegativeSampler
 
 
 def sig(x: float) -> float:

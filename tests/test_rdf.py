@@ -71,3 +71,36 @@ def test_streaming_parser_agrees_with_rdflib(tmp_path, triples):
     key = lambda df: sorted(map(tuple, df.fillna("").values.tolist()))
     assert key(ours.triples) == key(theirs.triples)
     assert key(ours.literals) == key(theirs.literals)
+
+
+@pytest.mark.parametrize("line", ['<http://e.org/a\x00b> <http://e.org/p> <http://e.org/c> .',
+                                  '<http://e.org/a> <http://e.org/p> <http://e.org/c\\u0000> .',
+                                  '<http://e.org/a> <http://e.org/p\\u0007> <http://e.org/c> .'])
+def test_a_control_character_in_an_iri_is_refused_with_file_and_line(tmp_path, line):
+    path = tmp_path / "kg.nt"
+    path.write_text('<http://e.org/x> <http://e.org/p> <http://e.org/y> .\n' + line + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"kg.nt line 2: IRI .* holds control character"):
+        read_rdf(path)
+
+
+@pytest.mark.parametrize("escape", ["\\UFFFFFFFF", "\\U00110000", "\\uD800"])
+def test_an_escape_outside_unicode_is_an_input_error_not_an_overflow(tmp_path, escape):
+    path = tmp_path / "kg.nt"
+    path.write_text(f'<http://e.org/a> <http://e.org/p> "x{escape}" .\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"kg.nt line 1: escape .* is not a Unicode character"):
+        read_rdf(path)
+
+
+@pytest.mark.parametrize("body, role, line", [('"lit" ex:p ex:b .', "subject", 3), ('ex:a "lit" ex:b .', "predicate", 3)])
+def test_turtle_with_a_literal_subject_or_predicate_is_refused_with_its_line(tmp_path, body, role, line):
+    path = tmp_path / "kg.ttl"
+    path.write_text(f"@prefix ex: <http://e.org/> .\nex:x ex:p ex:y .\n{body}\n", encoding="utf-8")
+    with pytest.raises(InputError, match=rf'kg.ttl line {line}: "lit" is a literal in {role} position'):
+        read_rdf(path)
+
+
+def test_a_control_character_in_a_turtle_iri_is_refused(tmp_path):
+    path = tmp_path / "kg.ttl"
+    path.write_text("@prefix ex: <http://e.org/> .\nex:a ex:p <http://e.org/b\\u0000> .\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"kg.ttl: IRI .* holds control character"):
+        read_rdf(path)

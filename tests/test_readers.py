@@ -139,3 +139,11 @@ def test_arbitrary_text_either_parses_or_raises_an_input_error(tmp_path, text):
     else:
         assert list(frame.columns) == ["user", "item", "rating", "timestamp"]
         assert (frame["user"] != "").all()
+
+
+@pytest.mark.parametrize("sep, text", [(",", "user,item\nu1,i1\nu2,i\x002\n"), ("\t", "user\titem\nu1\ti1\nu\x002\ti2\n")])
+def test_a_nul_byte_in_a_field_is_refused_with_file_and_line(tmp_path, sep, text):
+    path = tmp_path / ("r.csv" if sep == "," else "r.tsv")
+    write(path, text)
+    with pytest.raises(InputError, match=rf"{path.name} line 3: a NUL byte"):
+        read_interactions(path, sep=sep)

@@ -201,4 +201,27 @@ def test_with_path_scores_recommendations_rank_by_the_blend(run):
         np.testing.assert_allclose(recs["score"].to_numpy(), want.sort(descending=True).values.numpy(), rtol=1e-5)
     assert run.paths() is None and blended.paths() is not None
     # evaluate scores the blend too: it differs from the embeddings alone
-    assert blended.evaluate("test") != run.evaluate("test")
+    assert evaluate_run(blended, "test") != evaluate_run(run, "test")
+
+
+@pytest.mark.parametrize("item, message", [
+    ("movies:nope", r"item 'nope' is not in the movies \(source\) domain: the books \(target\) domain has \d+ items, "
+                    r"e.g. 'books:.*'; the movies \(source\) domain has \d+ items"),
+    ("films:heat", r"'films' is not a domain \(the domains are 'books', 'movies'\)"),
+    ("nope", r"item 'nope' is not in the graph \(a bare id is looked up in every domain\): the books"),
+])
+def test_an_unknown_item_says_what_was_not_found_and_what_the_domains_hold(run, item, message):
+    with pytest.raises(KgrecError, match=message) as e:
+        run.item_index(item)
+    assert "(0 items" not in str(e.value) and "item.parquet" in str(e.value)
+
+
+@pytest.mark.parametrize("rows, line", [("user,item\nu1,dune\n,dune\n", 3), ("user,item\nu1,\n", 2),
+                                        ("user,item\nu1,dune\nu2,  \n", 3)])
+def test_feedback_with_an_empty_user_or_item_is_refused_with_its_line(run, tmp_path, rows, line):
+    from kgrec.serve.update import read_feedback
+
+    path = tmp_path / "feedback.csv"
+    path.write_text(rows)
+    with pytest.raises(InputError, match=rf"feedback.csv line {line}: column '(user|item)' is empty"):
+        read_feedback(path, run)

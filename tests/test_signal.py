@@ -124,7 +124,9 @@ def test_cli_prints_the_table_and_writes_every_relation_to_csv(tmp_path, capsys)
     assert out.splitlines()[0].split()[:2] == ["relation", "items"] and "(any relation)" in out
     written = pd.read_csv(tmp_path / "s.csv")
     assert list(written.columns) == COLUMNS and written["relation"].iloc[0] == ANY
-    assert main(["kg-signal", str(tmp_path / "g"), "--shuffles", "0"]) == 2
+    with pytest.raises(SystemExit) as refused:  # argparse checks --shuffles before the command runs
+        main(["kg-signal", str(tmp_path / "g"), "--shuffles", "0"])
+    assert refused.value.code == 2 and "argument --shuffles: expected a positive integer" in capsys.readouterr().err
 
 
 def test_a_graph_without_kg_gives_an_empty_table_and_the_cli_says_so(example_spec, tmp_path, capsys):

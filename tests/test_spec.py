@@ -72,3 +72,64 @@ def test_unused_ids_need_position_ids_and_must_be_positive():
         parse_spec({**MINIMAL, "links": [{**link, "titles": {"path": "t.csv", "unused_ids": [3]}}]})
     with pytest.raises(SpecError, match=r"unused_ids': expected positive integers"):
         parse_spec({**MINIMAL, "links": [{**link, "titles": {"path": "t.csv", "id": "@position", "unused_ids": [0]}}]})
+
+
+@pytest.mark.parametrize("word, char", [("tab", "\t"), ("\\t", "\t"), ("comma", ","), ("space", " "),
+                                        ("semicolon", ";"), ("pipe", "|"), ("TAB", "\t"), (";", ";")])
+def test_a_separator_may_be_a_character_or_a_known_word(word, char):
+    assert parse_spec({"name": "t", "target": {"path": "x.csv", "sep": word}}).target.sep == char
+
+
+@pytest.mark.parametrize("word", ["tabs", ";;", "", "colon"])
+def test_any_other_separator_word_is_refused_with_the_words_that_work(word):
+    with pytest.raises(SpecError, match=r"key 'target.sep': expected one character or one of whitespace, tab, comma"):
+        parse_spec({"name": "t", "target": {"path": "x.csv", "sep": word}})
+
+
+@pytest.mark.parametrize("template, message", [
+    ("http://e.org/{iid}", r"names unknown field\(s\) iid; the only field is \{id\}"),
+    ("http://e.org/{id", r"malformed template"),
+    ("http://e.org/{id}}", r"malformed template"),
+    ("http://e.org/{}", r"positional field"),
+    ("http://e.org/{id.real}", r"a field is a plain name"),
+    ("http://e.org/movie", r"has no '\{id\}', so every item would map to the same entity"),
+])
+def test_a_link_template_is_checked_when_the_spec_is_read(template, message):
+    spec = {**MINIMAL, "links": [{"by": "iri", "template": template}]}
+    with pytest.raises(SpecError, match=rf"key 'links\[0\].template': .*{message}"):
+        parse_spec(spec)
+
+
+def test_a_link_template_may_hold_literal_braces():
+    spec = parse_spec({**MINIMAL, "links": [{"by": "iri", "template": "http://e.org/{{x}}/{id}"}]})
+    assert spec.links[0].template.format(id=7) == "http://e.org/{x}/7"
+
+
+def test_a_broken_title_key_is_refused_naming_the_key():
+    items = {"path": "items.csv", "title_key": "{title} ({year)"}
+    with pytest.raises(SpecError, match=r"key 'target.items.title_key': malformed template"):
+        parse_spec({"name": "t", "target": {"path": "x.csv", "items": items}})
+
+
+@pytest.mark.parametrize("table, key, value", [
+    ("cold_start", "share", float("nan")), ("cold_start", "valid_share", float("inf")),
+    ("target", "threshold", float("nan")), ("target.split", "valid_ratio", float("nan")),
+    ("target.split", "ratios", [float("nan"), 0.5, 0.5]), ("", "seed", 2**32), ("target", "k_core", -1),
+    ("align", "item_min_users", 0),
+])
+def test_every_numeric_spec_key_must_be_finite_and_in_range(table, key, value):
+    spec = {"name": "t", "target": {"path": "x.csv", "split": {}}}
+    node = spec
+    for part in filter(None, table.split(".")):
+        node = node.setdefault(part, {})
+    node[key] = value
+    dotted = f"{table}.{key}" if table else key
+    with pytest.raises(SpecError, match=rf"key '{dotted}': (must be|expected)"):
+        parse_spec(spec)
+
+
+def test_a_misspelt_required_key_is_named_as_unknown_with_a_suggestion():
+    with pytest.raises(SpecError, match=r"key 'nmae': unknown key \(did you mean 'name'\?\)"):
+        parse_spec({"nmae": "t", "target": {"path": "x.csv"}})
+    with pytest.raises(SpecError, match=r"key 'target.pth': unknown key \(did you mean 'path'\?\)"):
+        parse_spec({"name": "t", "target": {"pth": "x.csv"}})

@@ -83,7 +83,7 @@ def test_upper_fine_tuning_trains_only_the_last_layers_and_the_head(artifact_dir
 def test_fine_tuning_on_the_target_graph_starts_from_pretraining_and_sends_no_source_message(
         artifact_dir, tmp_path, monkeypatch):
     from kgrec.models.encoder import Encoder
-    from kgrec.serve import load_run
+    from kgrec.serve import evaluate_run, load_run
     real = Encoder.forward
     source_edges_per_call = []
 
@@ -99,7 +99,7 @@ def test_fine_tuning_on_the_target_graph_starts_from_pretraining_and_sends_no_so
     assert source_edges_per_call[-1] == 0  # fine-tuning and the final scores do not
     loaded = load_run(res.run_dir)
     assert loaded.view == "target_only"
-    assert loaded.evaluate("test")["all"]["ndcg@10"] == pytest.approx(res.test["ndcg@10"])
+    assert evaluate_run(loaded, "test")["all"]["ndcg@10"] == pytest.approx(res.test["ndcg@10"])
     # with no fine-tuning epoch the model is the best pre-trained one, scored on the target graph
     res0 = run(config(artifact_dir, **{"finetune.graph": "target", "finetune.epochs": 0}), tmp_path / "run0")
     before = best_pretrain_state(res0.run_dir)

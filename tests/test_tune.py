@@ -51,6 +51,8 @@ def test_a_study_of_three_trials_writes_the_study_the_trials_and_a_best_config_t
     assert config.loss.target_weight == pytest.approx(best["loss.target_weight"])
     # only the best trial keeps its weights
     assert [p.parent.name for p in sorted((out / "trials").glob("*/model.pt"))] == [f"{best['trial']:04d}"]
+    from kgrec.serve.verify import verify  # and every trial's run.json records just the files it kept
+    assert all(verify(t).ok for t in sorted((out / "trials").iterdir()))
     again = train(config, tmp_path / "again", progress=False, log=lambda _m: None)
     assert again.valid["ndcg@10"] == pytest.approx(best["valid_ndcg@10"], abs=1e-6)
 

@@ -1,5 +1,5 @@
 """Readers: files -> frames of original ids. Nothing here re-indexes or merges."""
-from kgrec.data.atomic import read_atomic
+from kgrec.data.recbole import read_atomic
 from kgrec.data.datasets import DATASETS, data_dir, ensure_dataset
 from kgrec.data.formats import read_art_office, read_cdrib, read_disencdr, read_kgat, read_split_dir
 from kgrec.data.interactions import read_interactions

@@ -3,15 +3,14 @@
 A dataset is a folder of files under the *data directory*:
 ``$KGREC_DATA_DIR`` when set, else ``~/.cache/kgrec/data`` (or
 ``$KGREC_CACHE_DIR/data``). :func:`ensure_dataset` returns the folder,
-downloading any missing file from its public source first and verifying its
-SHA-256; a file that fails its checksum is never left in the cache.
+downloading any missing file from its public source first (streamed, with a size
+limit) and verifying every file's SHA-256, downloaded or already there; a file that
+fails its checksum is never left in the cache.
 """
 from __future__ import annotations
 
 import hashlib
-import io
 import os
-import shutil
 import tempfile
 import urllib.request
 import zipfile
@@ -130,55 +129,140 @@ def get_dataset(name: str) -> Dataset:
     return DATASETS[name]
 
 
-def _fetch(url: str) -> bytes:
+#: the most bytes one download (a file, or the archive holding it) may have; a larger response is
+#: refused before it fills the disk
+MAX_DOWNLOAD_BYTES = 1 << 30
+_verified: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, for this process
+
+
+def _open_url(url: str):
+    """The response for ``url`` (a file-like object with ``read(n)``); tests swap in their own opener."""
+    return urllib.request.urlopen(url, timeout=60)
+
+
+def _download(url: str, folder: Path, limit: int) -> Path:
+    """Stream ``url`` into a hidden temporary file in ``folder``, at most ``limit`` bytes.
+
+    Raises:
+        DownloadError: the request failed or the response is larger than ``limit``; nothing is left behind.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".download-", suffix=".part")
     try:
-        with urllib.request.urlopen(url, timeout=60) as r:
-            return r.read()
-    except Exception as e:
-        raise DownloadError(f"could not download {url}: {e}") from None
+        with os.fdopen(fd, "wb") as f, _open_url(url) as r:
+            length = getattr(r, "headers", {}).get("Content-Length")
+            if length is not None and length.isdigit() and int(length) > limit:
+                raise DownloadError(f"{url} is {int(length):,} bytes, over the {limit:,}-byte limit")
+            n = 0
+            while block := r.read(1 << 20):
+                n += len(block)
+                if n > limit:
+                    raise DownloadError(f"{url} sent more than the {limit:,}-byte limit; stopped")
+                f.write(block)
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, DownloadError):
+            raise
+        if isinstance(e, Exception):
+            raise DownloadError(f"could not download {url}: {e}") from None
+        raise
+    return Path(tmp)
+
+
+def _extract(archive: Path, src: Source, folder: Path, limit: int) -> Path:
+    """Copy member ``src.member`` of the zip ``archive`` into a hidden temporary file in ``folder``."""
+    try:
+        with zipfile.ZipFile(archive) as z:
+            member = next((m for m in z.infolist() if m.filename.endswith(src.member)), None)
+            if member is None:
+                raise DownloadError(f"{src.url} has no member {src.member}")
+            if member.file_size > limit:
+                raise DownloadError(f"{src.url}: member {src.member} is {member.file_size:,} bytes, over the "
+                                    f"{limit:,}-byte limit")
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".download-", suffix=".part")
+            try:
+                with os.fdopen(fd, "wb") as out, z.open(member) as f:
+                    n = 0
+                    while block := f.read(1 << 20):  # counted: a member may inflate past what it declares
+                        n += len(block)
+                        if n > limit:
+                            raise DownloadError(f"{src.url}: member {src.member} inflates past the "
+                                                f"{limit:,}-byte limit")
+                        out.write(block)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            return Path(tmp)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as e:
+        raise DownloadError(f"{src.url} is not a readable zip archive ({e})") from None
+
+
+def _matches(path: Path, expected: str) -> tuple[bool, str]:
+    """Whether ``path`` has SHA-256 ``expected`` (each file hashed once per process while unchanged)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _verified:
+        _verified[key] = sha256(path)
+    return _verified[key] == expected, _verified[key]
 
 
 def ensure_dataset(name: str, root: str | Path | None = None, download: bool = True) -> Path:
-    """Return the dataset's folder, downloading and verifying missing files.
+    """Return the dataset's folder, downloading missing files and verifying every file's SHA-256.
 
-    Files already present are trusted (they are checksummed into each graph
-    manifest when read); downloaded files are verified before they are moved
-    into place.
+    Downloads stream to a hidden temporary file (at most :data:`MAX_DOWNLOAD_BYTES`), are
+    verified, then renamed into place. A file already present that fails its checksum is
+    downloaded again when it sits in kgrec's own cache; in a folder of the user's
+    (``$KGREC_DATA_DIR`` or ``root``) it is never replaced, and the error names it.
 
     Raises:
         DownloadError: unknown dataset, a file missing with ``download=False``,
-            a failed download, or a checksum mismatch.
+            a failed or oversized download, or a checksum mismatch.
     """
     ds = get_dataset(name)
+    ours = root is None and not os.environ.get(DATA_DIR_ENV)
     folder = Path(root) if root is not None else data_dir() / name
-    missing = [rel for rel in ds.files if not (folder / rel).exists()]
+    missing = []
+    for rel in ds.files:
+        path = folder / rel
+        if not path.exists():
+            missing.append(rel)
+            continue
+        ok, got = _matches(path, ds.checksum(rel))
+        if ok:
+            continue
+        if ours and download and ds.files[rel] is not None:
+            missing.append(rel)  # a damaged cache file: fetched again, replaced atomically
+            continue
+        raise DownloadError(f"{path}: fails its checksum (sha256 {got[:12]}…, expected {ds.checksum(rel)[:12]}…): "
+                            f"the file was changed or is incomplete; restore it, or remove it and run "
+                            f"'kgrec datasets --fetch {name}'")
     if not missing:
         return folder
     if not download:
         raise DownloadError(f"dataset {name!r} is incomplete in {folder}: missing {', '.join(missing[:3])}"
                             f" (set {DATA_DIR_ENV} to a folder holding it)")
-    archives: dict[str, bytes] = {}
-    for rel in missing:
-        src = ds.files[rel]
-        if src is None:
-            raise DownloadError(f"{name}/{rel} has no public download; copy the dataset folder and set {DATA_DIR_ENV}")
-        if src.member is None:
-            payload = _fetch(src.url)
-        else:
-            if src.url not in archives:
-                archives[src.url] = _fetch(src.url)
-            with zipfile.ZipFile(io.BytesIO(archives[src.url])) as z:
-                member = next((m for m in z.namelist() if m.endswith(src.member)), None)
-                if member is None:
-                    raise DownloadError(f"{src.url} has no member {src.member}")
-                payload = z.read(member)
-        digest = hashlib.sha256(payload).hexdigest()
-        if digest != ds.checksum(rel):
-            raise DownloadError(f"{name}/{rel}: checksum mismatch (got {digest[:12]}…, expected {ds.checksum(rel)[:12]}…)")
-        target = folder / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        shutil.move(tmp, target)
+    archives: dict[str, Path] = {}
+    try:
+        for rel in missing:
+            src = ds.files[rel]
+            if src is None:
+                raise DownloadError(f"{name}/{rel} has no public download; copy the dataset folder and set "
+                                    f"{DATA_DIR_ENV}")
+            target = folder / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if src.member is None:
+                tmp = _download(src.url, target.parent, MAX_DOWNLOAD_BYTES)
+            else:
+                if src.url not in archives:
+                    archives[src.url] = _download(src.url, folder, MAX_DOWNLOAD_BYTES)
+                tmp = _extract(archives[src.url], src, target.parent, MAX_DOWNLOAD_BYTES)
+            digest = sha256(tmp)
+            if digest != ds.checksum(rel):
+                tmp.unlink(missing_ok=True)
+                raise DownloadError(f"{name}/{rel}: checksum mismatch (got {digest[:12]}…, expected "
+                                    f"{ds.checksum(rel)[:12]}…)")
+            os.replace(tmp, target)
+    finally:
+        for archive in archives.values():
+            archive.unlink(missing_ok=True)
     return folder

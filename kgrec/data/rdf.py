@@ -18,6 +18,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from kgrec.data.table import open_checked
+from kgrec.io import decoding, not_utf8
 from kgrec.errors import InputError
 
 OWL_SAME_AS = "http://www.w3.org/2002/07/owl#sameAs"
@@ -68,13 +69,42 @@ def _unescape(s: str, path: Path, line: int) -> str:
 
     def sub(m: re.Match) -> str:
         if m.group(1) or m.group(2):
-            return chr(int(m.group(1) or m.group(2), 16))
+            code = int(m.group(1) or m.group(2), 16)
+            if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+                raise InputError(path, f"escape '{m.group(0)}' is not a Unicode character (above U+10FFFF "
+                                       f"or a surrogate)", line)
+            return chr(code)
         c = m.group(3)
         if c not in _SIMPLE:
             raise InputError(path, f"invalid escape '\\{c}' in N-Triples", line)
         return _SIMPLE[c]
 
     return _ESC.sub(sub, s)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _iri(iri: str, path: Path, line: int | None) -> str:
+    """``iri``, unless it holds a NUL or another control character (never part of an IRI; it would
+    silently become part of an entity id)."""
+    m = None if iri.isprintable() else _CONTROL.search(iri)  # the fast path for the millions of clean IRIs
+    if m:
+        raise InputError(path, f"IRI {iri[:80]!r} holds control character {m.group(0)!r}, which no IRI may contain",
+                         line)
+    return iri
+
+
+def _line_of(path: Path, text: str) -> int | None:
+    """The first line of ``path`` that contains ``text`` (rdflib does not say where a term came from)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for n, line in enumerate(f, 1):
+                if text in line:
+                    return n
+    except OSError:
+        pass
+    return None
 
 
 def iter_ntriples(path: str | Path, progress: bool = False) -> Iterator[tuple]:
@@ -92,7 +122,7 @@ def iter_ntriples(path: str | Path, progress: bool = False) -> Iterator[tuple]:
                disable=not progress, leave=False)
     match = _LINE.match
     try:
-        with f:
+        with f, decoding(path):
             for n, line in enumerate(f, 1):
                 if progress:
                     bar.update(len(line.encode("utf-8")))
@@ -103,16 +133,14 @@ def iter_ntriples(path: str | Path, progress: bool = False) -> Iterator[tuple]:
                         continue
                     raise InputError(path, "expected an N-Triples statement '<s> <p> <o> .'", n)
                 s_iri, s_b, p, o_iri, o_b, lit, lang, dt = m.groups()
-                s = _unescape(s_iri, path, n) if s_iri is not None else "_:" + s_b
-                p = _unescape(p, path, n)
+                s = _iri(_unescape(s_iri, path, n), path, n) if s_iri is not None else "_:" + s_b
+                p = _iri(_unescape(p, path, n), path, n)
                 if o_iri is not None:
-                    yield s, p, _unescape(o_iri, path, n), "iri", None, None
+                    yield s, p, _iri(_unescape(o_iri, path, n), path, n), "iri", None, None
                 elif o_b is not None:
                     yield s, p, "_:" + o_b, "bnode", None, None
                 else:
                     yield s, p, _unescape(lit, path, n), "literal", dt, lang
-    except UnicodeDecodeError as e:
-        raise InputError(path, f"not valid UTF-8 ({e.reason})") from None
     finally:
         bar.close()
 
@@ -123,6 +151,8 @@ def _rdflib_triples(path: Path, fmt: str) -> Iterator[tuple]:
     g = rdflib.Graph()
     try:
         g.parse(str(path), format=fmt)
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
     except Exception as e:  # rdflib's parsers raise many exception types
         msg = " ".join(str(e).split())
         m = re.search(r"line (\d+)", msg)
@@ -138,6 +168,15 @@ def _rdflib_triples(path: Path, fmt: str) -> Iterator[tuple]:
     # Sorted so that the graph built from the file does not depend on rdflib's set order.
     rows = []
     for s, p, o in g:
+        for role, t in (("subject", s), ("predicate", p)):
+            if isinstance(t, rdflib.Literal) or (role == "predicate" and isinstance(t, rdflib.BNode)):
+                shown = f'"{t}"' if isinstance(t, rdflib.Literal) else f"_:{t}"
+                raise InputError(path, f"{shown} is a {'literal' if isinstance(t, rdflib.Literal) else 'blank node'} "
+                                       f"in {role} position; a {role} must be an IRI" +
+                                       (" or a blank node" if role == "subject" else ""), _line_of(path, str(t)))
+        for t in (s, p, o):
+            if isinstance(t, rdflib.URIRef):
+                _iri(str(t), path, None)
         sv, _ = term(s)
         ov, kind = term(o)
         dt = str(o.datatype) if kind == "literal" and o.datatype is not None else None

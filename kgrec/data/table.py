@@ -15,6 +15,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from kgrec.errors import InputError
+from kgrec.io import decoding, open_text
 
 csv.field_size_limit(2**31 - 1)
 
@@ -44,16 +45,21 @@ class _Progress:
 
 
 def open_checked(path: str | Path):
-    """Open a UTF-8 text file, raising :class:`InputError` if it is missing or unreadable."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, f"file not found ({path})")
-    if path.is_dir():
-        raise InputError(path, f"expected a file, found a directory ({path})")
-    return open(path, newline="", encoding="utf-8", errors="strict")
+    """Open a UTF-8 text file (a byte-order mark dropped), raising :class:`InputError` if it is missing or
+    unreadable; iterate it inside :func:`kgrec.io.decoding`."""
+    return open_text(path)
+
+
+def _without_nul(path: Path, src):
+    """The lines of ``src``, refusing a NUL byte: it would silently become part of an id."""
+    for n, line in enumerate(src, 1):
+        if "\x00" in line:
+            raise InputError(path, f"a NUL byte (\\x00) at column {line.index(chr(0)) + 1}; is this a binary file?", n)
+        yield line
 
 
 def _rows(path: Path, src, sep: str | None, quoting: bool):
+    src = _without_nul(path, src)
     if sep is None:
         for n, ln in enumerate(src, 1):
             yield n, ln.split()
@@ -104,7 +110,7 @@ def read_table(
     size = os.path.getsize(path)
     bar = tqdm(total=size, unit="B", unit_scale=True, desc=f"read {path.name}", disable=not progress, leave=False)
     try:
-        with f:
+        with f, decoding(path):
             src = _Progress(f, bar) if progress else f
             for line_no, row in _rows(path, src, sep, quoting):
                 if not row or (len(row) == 1 and row[0].strip() == ""):
@@ -127,8 +133,6 @@ def read_table(
                     raise InputError(path, f"expected {ncols} columns, got {len(row)}", line_no)
                 rows.append(row)
                 lines.append(line_no)
-    except UnicodeDecodeError as e:
-        raise InputError(path, f"not valid UTF-8 text ({e.reason} at byte {e.start})") from None
     finally:
         bar.close()
     width = min_cols or ncols or (len(names) if names else 0)

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from kgrec.graph.artifact import TARGET, GraphArtifact
-from kgrec.train.sampling import NegativeSampler
+from kgrec.graph.negatives import NegativeSampler
 
 
 def sampled_candidates(artifact: GraphArtifact, split: str = "test", n: int = 999, seed: int = 0,

@@ -7,17 +7,22 @@ Layout::
     DIR/interactions.parquet   every kept interaction: domain, user, item, split, timestamp, duplicate
     DIR/relations.parquet      relation name -> original predicate, kind, edge count
     DIR/literals.parquet       RDF literals kept as node attributes
-    DIR/manifest.json          spec, input checksums, counts, what was dropped and why, versions
+    DIR/manifest.json          spec, input checksums, counts, what was dropped and why, versions,
+                               and the SHA-256 of every file above (``files``) with one ``checksum`` of them all
 
 Only ``train`` interactions are message-passing edges of ``graph.pt``; valid
 and test interactions live in ``interactions.parquet`` alone. A held-out row with
 ``duplicate`` true repeats a source training interaction of its user under another
 listing of the same product (:mod:`kgrec.graph.align`): it is in no split, and ranking
 filters its item like an item already seen.
+
+Loading checks every file against the manifest's checksums (:mod:`kgrec.integrity`); an
+artifact built before they were recorded loads with a warning.
 """
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +31,9 @@ import torch
 from torch_geometric.data import HeteroData
 
 from kgrec.atomic import atomic_directory
-from kgrec.errors import ArtifactError
+from kgrec.errors import ArtifactError, KgrecWarning
+from kgrec.integrity import check_files, combined, record_files
+from kgrec.io import load_parquet, load_torch, read_json
 
 FORMAT_VERSION = 1
 NODE_TYPES = ("user", "item", "entity")
@@ -125,35 +132,92 @@ class GraphArtifact:
             self.interactions.to_parquet(tmp / "interactions.parquet", index=False)
             self.relations.to_parquet(tmp / "relations.parquet", index=False)
             self.literals.to_parquet(tmp / "literals.parquet", index=False)
+            files = record_files(tmp, [p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file()])
+            self.manifest = {**self.manifest, "files": files, "checksum": combined(files)}
             (tmp / "manifest.json").write_text(json.dumps(self.manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         return Path(out)
 
 
-def load_graph(path: str | Path) -> GraphArtifact:
-    """Load an artifact directory written by ``kgrec build``.
+def read_manifest(path: str | Path) -> dict:
+    """The ``manifest.json`` of the artifact directory ``path``.
 
     Raises:
-        ArtifactError: the directory is missing a file or has another format version.
+        ArtifactError: missing, or not a JSON object. InputError: unreadable, not UTF-8 or not JSON.
     """
     path = Path(path)
+    if not (path / "manifest.json").exists():
+        raise ArtifactError(f"{path} is not a kgrec graph artifact (missing manifest.json); build one with "
+                            f"`kgrec build SPEC --out DIR`")
+    manifest = read_json(path / "manifest.json")
+    if not isinstance(manifest, dict):
+        raise ArtifactError(f"{path / 'manifest.json'}: expected a JSON object, got {type(manifest).__name__}")
+    return manifest
+
+
+def verify_artifact(path: str | Path, manifest: dict) -> bool:
+    """Check the artifact's files against ``manifest``'s checksums; False when it records none (built
+    before kgrec recorded them).
+
+    Raises:
+        ArtifactError: a recorded file is missing, unreadable or changed (the first such file).
+    """
+    path = Path(path)
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        return False
+    for check in check_files(path, files):
+        if not check.ok:
+            raise ArtifactError(f"{path / check.name}: {check.status}" + (f" ({check.detail})" if check.detail else "")
+                                + f": the artifact changed since `kgrec build` wrote it, or mixes files of two builds; "
+                                f"rebuild it (`kgrec verify {path}` checks every file)")
+    return True
+
+
+def load_graph(path: str | Path, verify: bool = True) -> GraphArtifact:
+    """Load an artifact directory written by ``kgrec build``, its files checked against the manifest's
+    checksums (``verify``).
+
+    Raises:
+        ArtifactError: the directory is missing a file, has another format version, or a file's checksum
+            differs from the manifest's. InputError: a file is unreadable, truncated or corrupt.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise ArtifactError(f"{path} is not a kgrec graph artifact (" + ("a file" if path.exists() else "not found")
+                            + "); build one with `kgrec build SPEC --out DIR`")
     for name in ("graph.pt", "manifest.json", "interactions.parquet"):
         if not (path / name).exists():
             raise ArtifactError(f"{path} is not a kgrec graph artifact (missing {name}); build one with `kgrec build SPEC --out DIR`")
-    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    manifest = read_manifest(path)
     if manifest.get("format") != FORMAT_VERSION:
         raise ArtifactError(f"{path}: artifact format {manifest.get('format')} is not {FORMAT_VERSION}; rebuild it")
-    payload = torch.load(path / "graph.pt", weights_only=True)
+    verified = verify_artifact(path, manifest) if verify else True
+    payload = load_torch(path / "graph.pt", "graph file")
     data = HeteroData()
-    for t, n in payload["num_nodes"].items():
-        data[t].num_nodes = n
-        for k, v in payload["node_attrs"].get(t, {}).items():
-            data[t][k] = v
-    for key, ei in payload["edge_index"].items():
-        data[tuple(key.split("|"))].edge_index = ei
-    nodes = {p.stem: pd.read_parquet(p) for p in sorted((path / "nodes").glob("*.parquet"))}
-    interactions = pd.read_parquet(path / "interactions.parquet")
+    try:
+        for t, n in payload["num_nodes"].items():
+            data[t].num_nodes = n
+            for k, v in payload["node_attrs"].get(t, {}).items():
+                data[t][k] = v
+        for key, ei in payload["edge_index"].items():
+            data[tuple(key.split("|"))].edge_index = ei
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
+        raise ArtifactError(f"{path / 'graph.pt'}: not a kgrec graph (no {e} in it); rebuild the artifact") from None
+    nodes = {p.stem: load_parquet(p) for p in sorted((path / "nodes").glob("*.parquet"))}
+    interactions = load_parquet(path / "interactions.parquet")
+    for name, frame in (("nodes/item.parquet", nodes.get("item")), ("interactions.parquet", interactions)):
+        need = {"nodes/item.parquet": ("index", "id", "domain"),
+                "interactions.parquet": ("domain", "user", "item", "split")}[name]
+        if frame is None or any(c not in frame.columns for c in need):
+            raise ArtifactError(f"{path / name}: " + ("missing" if frame is None else
+                                f"expected columns {', '.join(need)}, got {', '.join(map(str, frame.columns))}")
+                                + "; rebuild the artifact")
     if "duplicate" not in interactions:  # built before item alignment existed
         interactions["duplicate"] = False
-    return GraphArtifact(data=data, nodes=nodes, interactions=interactions,
-                         relations=pd.read_parquet(path / "relations.parquet"),
-                         literals=pd.read_parquet(path / "literals.parquet"), manifest=manifest)
+    artifact = GraphArtifact(data=data, nodes=nodes, interactions=interactions,
+                             relations=load_parquet(path / "relations.parquet"),
+                             literals=load_parquet(path / "literals.parquet"), manifest=manifest)
+    if not verified:  # said last, so that it never precedes an error about the same artifact
+        warnings.warn(f"{path} has no checksums (built before kgrec recorded them), so its files cannot be "
+                      f"verified; rebuild it with `kgrec build` to add them", KgrecWarning, stacklevel=2)
+    return artifact

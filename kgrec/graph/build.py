@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import sys
+import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -27,13 +28,13 @@ from torch_geometric.data import HeteroData
 from tqdm import tqdm
 
 from kgrec.data import formats
-from kgrec.data.atomic import read_atomic
+from kgrec.data.recbole import read_atomic
 from kgrec.data.datasets import ensure_dataset, sha256
 from kgrec.data.interactions import k_core, read_interactions
 from kgrec.data.rdf import LABEL_PREDICATES, RDF_FORMATS, read_rdf
 from kgrec.data.table import read_table
 from kgrec.data.triples import read_links, read_triples
-from kgrec.errors import InputError, SpecError
+from kgrec.errors import InputError, KgrecWarning, SpecError
 from kgrec.graph.align import duplicate_held_out, identical_user_sets
 from kgrec.graph.artifact import (FORMAT_VERSION, INTERACTS, SAME_AS, SOURCE, TARGET, GraphArtifact, edge_key,
                                   reverse_relation)
@@ -125,7 +126,10 @@ def _read_items(ctx: _Context, spec: ItemsSpec, subset: str | None) -> pd.DataFr
         try:
             key = [spec.title_key.format(**{k: _fmt(v) for k, v in row.items()}) for row in frame.to_dict("records")]
         except KeyError as e:
-            raise SpecError(ctx.spec.path, "items.title_key", f"names unknown column {e}") from None
+            raise SpecError(ctx.spec.path, "items.title_key", f"names unknown column {e}; the file's columns are: "
+                                                              f"{', '.join(map(str, frame.columns))}") from None
+        except (ValueError, IndexError, AttributeError) as e:
+            raise SpecError(ctx.spec.path, "items.title_key", f"{spec.title_key!r}: {e}") from None
     frame["item"] = ids
     frame["title"] = frame[title_col].astype(str) if title_col else frame["item"]
     text_cols = list(spec.text) or ([title_col] if title_col else [])
@@ -192,11 +196,38 @@ def _filter(ctx: _Context, role: str, d: DomainSpec, frame: pd.DataFrame) -> pd.
     before = len(frame)
     frame = frame.drop_duplicates(["user", "item"], keep="first").reset_index(drop=True)
     acc["duplicates"] = before - len(frame)
+    if len(frame) == 0 and d.threshold is not None and acc["below_threshold"]:
+        raise SpecError(ctx.spec.path, f"{role}.threshold",
+                        f"= {d.threshold} keeps none of the {d.name} domain's {acc['below_threshold']:,} interactions "
+                        f"(every rating is below it); lower it")
     if d.k_core > 1:
         before = len(frame)
         frame = k_core(frame, d.k_core)
         acc["k_core_removed"] = before - len(frame)
+        if len(frame) == 0 and before:
+            raise SpecError(ctx.spec.path, f"{role}.k_core",
+                            f"= {d.k_core} removes all {before:,} interactions of the {d.name} domain (no user and "
+                            f"item keep {d.k_core} interactions each); lower it")
+    if len(frame) == 0:
+        raise SpecError(ctx.spec.path, f"{role}.carve.values" if d.carve else f"{role}.path",
+                        f"the {d.name} domain has no interactions left to build from")
     return frame
+
+
+def _warn_no_validation(ctx: _Context, frame: pd.DataFrame, d: DomainSpec) -> None:
+    """Warn when the target's split leaves users who could hold an item out without a validation item."""
+    if d.split.method not in ("ratio", "temporal"):
+        return
+    size = frame.groupby("user_key")["split"].transform("size")
+    has_valid = (frame["split"] == "valid").groupby(frame["user_key"]).transform("any")
+    users = frame.loc[(size >= 3) & ~has_valid, "user_key"].nunique()
+    ctx.accounting[TARGET]["users_without_validation_item"] = int(users)
+    if users:
+        total = frame.loc[size >= 3, "user_key"].nunique()
+        warnings.warn(KgrecWarning(
+            f"{Path(ctx.spec.path).name}: {users:,} of the {total:,} target users with 3+ interactions get no "
+            f"validation item from split method = \"{d.split.method}\" (ratios {'/'.join(map(str, d.split.ratios))} "
+            f"round their share to 0); [target.split] method = \"loo\" gives each of them one"), stacklevel=2)
 
 
 def _mapping_file(ctx: _Context, ref: FileRef, what: str) -> pd.DataFrame:
@@ -505,6 +536,7 @@ def build_graph(spec: GraphSpec, progress: bool = False) -> GraphArtifact:
     for i, (role, d) in enumerate(doms.items()):
         frames[role]["split"] = split_frame(frames[role], d.split, spec.seed + i, where=role, spec_path=spec.path)
     tgt = frames[TARGET]
+    _warn_no_validation(ctx, tgt, doms[TARGET])
     cold_valid, cold_test = set(), set()
     if SOURCE in frames and spec.cold_start.share > 0:
         src_users = set(frames[SOURCE].loc[frames[SOURCE]["split"] == "train", "user_key"])

@@ -17,7 +17,7 @@ from urllib.parse import quote
 import networkx as nx
 import pandas as pd
 
-from kgrec.atomic import atomic_directory, atomic_file
+from kgrec.atomic import atomic_directory, atomic_file, check_file_output
 from kgrec.errors import KgrecError
 from kgrec.graph.artifact import SAME_AS, SOURCE, TARGET, GraphArtifact
 
@@ -148,24 +148,29 @@ def _write_bundle(g: GraphArtifact, out: Path, fmt: str) -> None:
     (out / "spec.toml").write_text("\n".join(spec), encoding="utf-8")
 
 
-def export_graph(g: GraphArtifact, out: str | Path, fmt: str = "graphml") -> Path:
+def export_graph(g: GraphArtifact, out: str | Path, fmt: str = "graphml", overwrite: bool = False) -> Path:
     """Write the graph in ``fmt`` (one of ``EXPORT_FORMATS``) to ``out``, atomically.
 
     ``graphml`` and ``edgelist`` write one file; ``ntriples`` and ``turtle``
     write a directory that ``kgrec build out/spec.toml`` rebuilds the graph from.
+
+    Raises:
+        OutputError: ``out`` exists without ``overwrite`` (a directory only when it is an earlier RDF
+            export; a file is never replaced by a directory, nor a directory by a file).
     """
     out = Path(out)
     if fmt not in EXPORT_FORMATS:
         raise KgrecError(f"unknown export format {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}")
     if fmt in ("graphml", "edgelist"):
+        check_file_output(out, overwrite=overwrite, what=f"{fmt} file")
         G = to_networkx(g)
-        with atomic_file(out, "wb") as f:
+        with atomic_file(out, "wb", overwrite=overwrite, what=f"{fmt} file") as f:
             if fmt == "graphml":
                 nx.write_graphml(G, f)
             else:
                 for a, b, rel in G.edges(data="relation"):
                     f.write(f"{a}\t{rel}\t{b}\n".encode("utf-8"))
         return out
-    with atomic_directory(out, ours=("spec.toml", "graph.nt"), what="RDF export directory") as tmp:
+    with atomic_directory(out, overwrite=overwrite, ours=("spec.toml", "graph.nt"), what="RDF export directory") as tmp:
         _write_bundle(g, tmp, fmt)
     return out

@@ -6,12 +6,13 @@ the file and the dotted key. See ``graphs/README.md`` for the reference.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from kgrec.errors import SpecError
-from kgrec.tomlconfig import TomlTable, read_toml
+from kgrec.tomlconfig import MAX_SEED, TomlTable, read_extended
 
 ITEM_ALIGNMENTS = ("none", "id", "mapping", "linked", "interactions")
 INTERACTION_FORMATS = ("auto", "csv", "tsv", "parquet", "atomic", "disencdr", "cdrib", "split_dir", "kgat", "art_office")
@@ -191,9 +192,45 @@ def _columns(t: TomlTable) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted(cols.items()))
 
 
-def _sep(t: TomlTable) -> str | None:
-    v = t.get("sep", str, "infer")
-    return None if v == "whitespace" else {"\\t": "\t", "tab": "\t"}.get(v, v)
+#: separator words a spec may use instead of the character (``sep = "tab"``)
+SEPARATOR_WORDS = {"tab": "\t", "\\t": "\t", "comma": ",", "space": " ", "semicolon": ";", "pipe": "|"}
+
+
+def _sep(t: TomlTable, key: str = "sep", default: str = "infer", one_char: bool = True) -> str | None:
+    """A separator: one character, one of :data:`SEPARATOR_WORDS`, ``"whitespace"`` (runs of blanks;
+    ``None``) or ``"infer"``. With ``one_char=False`` (splitting a cell into values) any non-empty string."""
+    v = t.get(key, str, default)
+    if v == "whitespace" and one_char:
+        return None
+    v = SEPARATOR_WORDS.get(v.lower(), v)
+    if v == "infer" or (not one_char and v) or len(v) == 1:
+        return v
+    words = ", ".join(["whitespace", *(w for w in SEPARATOR_WORDS if w != "\\t")])
+    raise t.err(key, f"expected one character or one of {words}, got {v!r}")
+
+
+def check_template(t: TomlTable, key: str, template: str, fields: tuple[str, ...] | None,
+                   required: str | None = None) -> str:
+    """A ``str.format`` template: braces balanced, every field among ``fields`` (any name when ``None``),
+    and ``required`` used. Raises :class:`SpecError` naming the key."""
+    import string
+
+    try:
+        used = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as e:
+        raise t.err(key, f"malformed template {template!r} ({e}; write a literal brace as {{{{ or }}}})") from None
+    if any("." in u or "[" in u for u in used):
+        raise t.err(key, f"template {template!r}: a field is a plain name, e.g. '{{id}}' (no '.' or '[...]')")
+    if "" in used or any(u.isdigit() for u in used):
+        raise t.err(key, f"template {template!r} has a positional field '{{}}'; name it, e.g. '{{id}}'")
+    unknown = sorted(used - set(fields)) if fields is not None else []
+    if unknown:
+        raise t.err(key, f"template {template!r} names unknown field(s) {', '.join(unknown)}; "
+                         f"the only field is {', '.join('{' + f + '}' for f in fields)}")
+    if required and required not in used:
+        raise t.err(key, f"template {template!r} has no '{{{required}}}', so every item would map to the same "
+                         f"entity; write e.g. 'http://example.org/item/{{{required}}}'")
+    return template
 
 
 def _items(t: TomlTable, ds: str | None) -> ItemsSpec:
@@ -205,17 +242,23 @@ def _items(t: TomlTable, ds: str | None) -> ItemsSpec:
         raise t.err("unused_ids", f"expected positive integers, got {unused!r}")
     spec = ItemsSpec(file=_file(t, ds), format=t.get("format", str, "auto", ("auto", "atomic", "csv", "tsv", "art_office")),
                      id=item_id, title=t.get("title", str, None),
-                     text=tuple(t.get("text", list, [])), title_key=t.get("title_key", str, None),
+                     text=tuple(t.get("text", list, [])), title_key=_title_key(t),
                      unused_ids=tuple(sorted(set(unused))))
     t.done()
     return spec
+
+
+def _title_key(t: TomlTable) -> str | None:
+    key = t.get("title_key", str, None)
+    return check_template(t, "title_key", key, None) if key is not None else None
 
 
 def _split(t: TomlTable | None, default: str) -> SplitSpec:
     if t is None:
         return SplitSpec(method=default)
     ratios = t.get("ratios", list, [0.8, 0.1, 0.1])
-    if len(ratios) != 3 or any(not isinstance(r, (int, float)) or r < 0 for r in ratios) or abs(sum(ratios) - 1) > 1e-6:
+    if len(ratios) != 3 or any(not isinstance(r, (int, float)) or isinstance(r, bool) or not math.isfinite(r) or r < 0
+                               for r in ratios) or abs(sum(ratios) - 1) > 1e-6:
         raise t.err("ratios", f"expected three non-negative numbers summing to 1, got {ratios!r}")
     s = SplitSpec(method=t.get("method", str, default, SPLIT_METHODS), ratios=tuple(float(r) for r in ratios),
                   valid_from_train=t.get("valid_from_train", str, "none", ("none", "loo", "ratio")),
@@ -232,7 +275,7 @@ def _domain(t: TomlTable, ds: str | None, role: str) -> DomainSpec:
     carve_spec = None
     if carve is not None:
         carve_spec = CarveSpec(attribute=carve.get("attribute", str), values=tuple(carve.get("values", list)),
-                               sep=carve.get("sep", str, " "))
+                               sep=_sep(carve, default=" ", one_char=False))
         carve.done()
     header = t.get("header", bool, True)
     d = DomainSpec(
@@ -246,9 +289,11 @@ def _domain(t: TomlTable, ds: str | None, role: str) -> DomainSpec:
     return d
 
 
-def parse_spec(data: dict, path: str = "<spec>", root: str | Path = ".") -> GraphSpec:
-    """Validate a spec already parsed from TOML. Raises :class:`SpecError`."""
-    t = TomlTable(path, "", data)
+def parse_spec(data: dict, path: str = "<spec>", root: str | Path = ".",
+               origins: Mapping[str, str] | None = None) -> GraphSpec:
+    """Validate a spec already parsed from TOML (``origins``: see :func:`kgrec.tomlconfig.read_extended`).
+    Raises :class:`SpecError`."""
+    t = TomlTable(path, "", data, origins)
     ds = t.get("dataset", str, None)
     src = t.sub("source")
     tgt = t.sub("target")
@@ -278,15 +323,16 @@ def parse_spec(data: dict, path: str = "<spec>", root: str | Path = ".") -> Grap
         links.append(LinkSpec(domain=k.get("domain", str, "both", domains), by=by, file=f, sep=_sep(k),
                               header=k.get("header", bool, None),
                               titles=_items(titles, f.dataset if f else ds) if titles is not None else None,
-                              template=k.get("template", str, "{id}"), entity_prefix=k.get("entity_prefix", str, "")))
+                              template=check_template(k, "template", k.get("template", str, "{id}"), ("id",), "id"),
+                              entity_prefix=k.get("entity_prefix", str, "")))
         k.done()
     attributes = []
     for k in t.subs("attributes"):
-        sep = k.get("sep", str, " ")
+        sep = _sep(k, default=" ", one_char=False) if k.data.get("sep") != "" else k.get("sep", str)
         attributes.append(AttributeSpec(domain=k.get("domain", str, "both", domains), column=k.get("column", str),
                                         relation=k.get("relation", str, "has_attribute"),
                                         parser=k.get("parser", str, "values", ("values", "category_brand")),
-                                        sep=None if sep == "" else sep, prefix=k.get("prefix", str, "")))
+                                        sep=sep or None, prefix=k.get("prefix", str, "")))
         k.done()
     a = t.sub("align")
     align = AlignSpec()
@@ -323,7 +369,7 @@ def parse_spec(data: dict, path: str = "<spec>", root: str | Path = ".") -> Grap
                              item_ids=tuple(str(i) for i in items) if isinstance(items, list) else ())
         c.done()
     spec = GraphSpec(name=t.get("name", str), description=t.get("description", str, ""),
-                     seed=t.get("seed", int, 0, lo=0), dataset=ds, source=source, target=target,
+                     seed=t.get("seed", int, 0, lo=0, hi=MAX_SEED), dataset=ds, source=source, target=target,
                      knowledge=tuple(knowledge), links=tuple(links), attributes=tuple(attributes),
                      align=align, cold_start=cold, root=str(root), path=str(path))
     t.done()
@@ -334,13 +380,14 @@ def parse_spec(data: dict, path: str = "<spec>", root: str | Path = ".") -> Grap
 
 
 def load_spec(path: str | Path) -> GraphSpec:
-    """Read and validate a TOML graph spec.
+    """Read and validate a TOML graph spec, on top of the specs it ``extends`` (if any).
 
     Raises:
-        SpecError: the file is missing, is not valid TOML, or has a bad key.
+        SpecError: the file (or a parent) is missing, is not valid TOML, or has a bad key.
     """
     path = Path(path)
-    return parse_spec(read_toml(path, "spec"), str(path), path.parent)
+    data, origins = read_extended(path, "spec")
+    return parse_spec(data, str(path), path.parent, origins)
 
 
 def with_seed(spec: GraphSpec, seed: int) -> GraphSpec:

@@ -37,7 +37,7 @@ class ModelConfig:
     training step (DropoutNet, Volkovs et al. 2017), so that the layers learn to do without it."""
 
     dim: int = field(default=64, metadata={"lo": 1})
-    layers: int = field(default=2, metadata={"lo": 0})
+    layers: int = field(default=2, metadata={"lo": 0, "hi": 32})
     layer: str = field(default="compgcn", metadata={"choices": LAYERS})
     composition: str = field(default="none", metadata={"choices": COMPOSITIONS})
     init: str = field(default="identity", metadata={"choices": INITS})
@@ -49,7 +49,7 @@ class ModelConfig:
     head: str = field(default="dot", metadata={"choices": HEADS})
     item_features: str = "none"
     text_dim: int = field(default=64, metadata={"lo": 2})
-    path_hops: int = field(default=3, metadata={"lo": 0})
+    path_hops: int = field(default=3, metadata={"lo": 0, "hi": 15})
     path_alpha: float = field(default=0.75, metadata={"lo": 0.0, "hi": 1.0})
     path_graph: str = field(default="auto", metadata={"choices": PATH_GRAPHS})
     cold_item_id: str = field(default="keep", metadata={"choices": COLD_ITEM_IDS})

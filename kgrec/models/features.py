@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from kgrec.errors import InputError
+from kgrec.io import load_numpy, load_parquet
 
 
 def text_features(texts: list[str], dim: int = 64, seed: int = 0) -> np.ndarray:
@@ -46,18 +47,18 @@ def load_vectors(path: str | Path, item_ids: list[str]) -> np.ndarray:
     if not path.is_file():
         raise InputError(path, "vector file not found")
     if path.suffix == ".npy":
-        vec = np.load(path)
+        vec = load_numpy(path, "vector file")
         if vec.ndim != 2 or vec.shape[0] != len(item_ids):
             raise InputError(path, f"expected a [{len(item_ids)}, f] array (one row per item in "
                                    f"nodes/item.parquet order), got shape {list(vec.shape)}")
         return vec.astype(np.float32)
     if path.suffix == ".npz":
-        z = np.load(path, allow_pickle=False)
+        z = load_numpy(path, "vector file")
         if "ids" not in z or "vectors" not in z:
             raise InputError(path, f"expected arrays 'ids' and 'vectors', got {sorted(z.files)}")
         ids, vec = [str(i) for i in z["ids"]], z["vectors"]
     elif path.suffix in (".parquet", ".pq"):
-        df = pd.read_parquet(path)
+        df = load_parquet(path, "vector file")
         if "id" not in df.columns:
             raise InputError(path, f"expected an 'id' column, got {list(df.columns)}")
         ids = df["id"].astype(str).tolist()

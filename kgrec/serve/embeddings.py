@@ -28,6 +28,7 @@ import torch
 from kgrec.atomic import atomic_directory, check_output
 from kgrec.errors import KgrecError
 from kgrec.graph.artifact import TARGET
+from kgrec.io import load_numpy, load_parquet
 from kgrec.models.heads import BilinearHead, DistMultHead, DotHead
 from kgrec.serve.run import Run
 
@@ -127,11 +128,11 @@ def read_embeddings(path: str | Path, fmt: str) -> tuple[pd.DataFrame, np.ndarra
     """
     path = Path(path)
     if fmt == "parquet":
-        table = pd.read_parquet(path / "embeddings.parquet")
+        table = load_parquet(path / "embeddings.parquet")
         return table.drop(columns="vector"), np.stack(table["vector"].to_numpy()).astype(np.float32)
     if fmt == "npy":
         return pd.read_csv(path / "ids.tsv", sep="\t", dtype={"id": str, "label": str}, keep_default_na=False), \
-            np.load(path / "embeddings.npy")
+            load_numpy(path / "embeddings.npy")
     if fmt == "projector":
         meta = pd.read_csv(path / "metadata.tsv", sep="\t", dtype=str, keep_default_na=False)
         return meta, np.loadtxt(path / "vectors.tsv", delimiter="\t", dtype=np.float32, ndmin=2)

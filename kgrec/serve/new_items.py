@@ -33,9 +33,9 @@ from kgrec.data.rdf import LABEL_PREDICATES, RDF_FORMATS, read_rdf
 from kgrec.errors import InputError
 from kgrec.graph.artifact import TARGET, GraphArtifact, reverse_relation
 from kgrec.graph.build import relation_name
-from kgrec.serve.run import Run
+from kgrec.serve.run import Run, read_run_record
 from kgrec.train.config import to_toml
-from kgrec.train.trainer import is_run_dir
+from kgrec.train.trainer import is_run_dir, write_run_record
 
 LINKED = "linked_to"
 
@@ -198,10 +198,11 @@ def add_items(run: Run, path: str | Path, out: str | Path, overwrite: bool = Fal
         config = dataclasses.replace(run.config, graph=str((out / "graph").resolve()))
         (tmp / "config.toml").write_text(to_toml(config), encoding="utf-8")
         torch.save(saved, tmp / "model.pt")
-        for name in ("results.json", "run.json"):
-            if (run.path / name).exists():
-                shutil.copy(run.path / name, tmp / name)
+        if (run.path / "results.json").exists():
+            shutil.copy(run.path / "results.json", tmp / "results.json")
         report = {**counts, "from_run": str(run.path), "retrained": False, "source": str(path)}
         (tmp / "update.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+        record = {k: v for k, v in (read_run_record(run.path) or {}).items() if k not in ("files", "graph_checksum")}
+        write_run_record(tmp, {**record, "new_items": report}, artifact.manifest.get("checksum"))
     load_run(out)  # refuse now, not at the first recommend, if the run does not load
     return report

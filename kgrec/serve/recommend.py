@@ -10,6 +10,7 @@ from torch import Tensor
 from kgrec.errors import InputError, KgrecError
 from kgrec.eval.metrics import top_k
 from kgrec.graph.artifact import INTERACTS, SOURCE, TARGET, reverse_relation
+from kgrec.io import read_text
 from kgrec.models import RelationalGraph
 from kgrec.models.paths import blend
 from kgrec.serve.run import Run
@@ -121,7 +122,7 @@ def read_history(run: Run, path: str | Path) -> list[int]:
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "history file not found")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = read_text(path, "history file").splitlines()
     header = lines[0].replace("\t", ",").split(",") if lines else []
     out = []
     if "item" in header:

@@ -1,19 +1,24 @@
 """A trained run, loaded for use: the model, its graph, id lookups and readable labels.
 
-``load_run(path)`` is what ``recommend``, ``explain``, ``export`` and
-``evaluate`` start from, in the CLI and in notebooks alike.
+``load_run(path)`` is what ``recommend``, ``explain``, ``export_embeddings``,
+``evaluate_run`` and ``update`` start from, in the CLI and in notebooks alike.
+``Run`` holds the state; those functions (``kgrec.serve.*``) take it as their
+first argument, so the imports point one way: they import this module, never
+the reverse.
 """
 from __future__ import annotations
 
-import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from kgrec.errors import KgrecError
+from kgrec.errors import KgrecError, KgrecWarning
 from kgrec.graph.artifact import SOURCE, TARGET, GraphArtifact, load_graph
+from kgrec.integrity import check_file
+from kgrec.io import load_torch, read_json
 from kgrec.graph.views import target_only
 from kgrec.models import ModelConfig, RelationalGraph, TransferModel
 from kgrec.models.paths import PathScorer
@@ -112,24 +117,38 @@ class Run:
         Raises:
             KgrecError: unknown id.
         """
-        item_id = str(item_id)
+        given = item_id = str(item_id)
         items = self.artifact.nodes["item"]
-        if domain is None and ":" in item_id:
-            prefix, rest = item_id.split(":", 1)
+        roles = [r for r in (TARGET, SOURCE) if (items["domain"] == r).any()]
+        prefix = item_id.split(":", 1)[0] if ":" in item_id else None
+        if domain is None and prefix is not None:
             for role in (SOURCE, TARGET):
                 if prefix in (role, self.domain_name(role)):
-                    domain, item_id = role, rest
-        for role in ([domain] if domain else [TARGET, SOURCE]):
-            key = f"item-{role}"
-            if key not in self._cache:
-                sub = items[items["domain"] == role]
-                self._cache[key] = dict(zip(sub["id"].astype(str), sub["index"].astype(int)))
-            if item_id in self._cache[key]:
-                return self._cache[key][item_id]
-        known = {f"{self.domain_name(TARGET)}:{k}": v for k, v in self._cache.get(f"item-{TARGET}", {}).items()}
-        return _lookup(known, item_id, "item", self.config.graph,
-                       f"(a bare id is looked up in the target domain first; prefix it with its domain, "
-                       f"e.g. '{self.domain_name(SOURCE)}:ID')")
+                    domain, item_id = role, item_id.split(":", 1)[1]
+        for role in ([domain] if domain else roles):
+            if item_id in self._items(role):
+                return self._items(role)[item_id]
+        where = "; ".join(f"the {self.domain_name(r)} ({r}) domain has {len(self._items(r)):,} items"
+                          + (f", e.g. {', '.join(repr(f'{self.domain_name(r)}:{k}') for k in list(self._items(r))[:3])}"
+                             if self._items(r) else "") for r in roles)
+        if domain is not None:
+            what = f"item {item_id!r} is not in the {self.domain_name(domain)} ({domain}) domain"
+        elif prefix is not None:
+            what = (f"item {given!r} is not in the graph, and {prefix!r} is not a domain (the domains are "
+                    f"{', '.join(repr(self.domain_name(r)) for r in roles)})")
+        else:
+            what = f"item {given!r} is not in the graph (a bare id is looked up in every domain)"
+        raise KgrecError(f"{what}: {where}; the ids are the 'id' column of "
+                         f"{Path(self.config.graph) / 'nodes' / 'item.parquet'}")
+
+    def _items(self, role: str) -> dict[str, int]:
+        """Item id -> index, for the items of domain ``role``."""
+        key = f"item-{role}"
+        if key not in self._cache:
+            items = self.artifact.nodes["item"]
+            sub = items[items["domain"] == role]
+            self._cache[key] = dict(zip(sub["id"].astype(str), sub["index"].astype(int)))
+        return self._cache[key]
 
     def _ids(self, node_type: str) -> dict[str, int]:
         key = f"ids-{node_type}"
@@ -172,28 +191,7 @@ class Run:
 
     def results(self) -> dict:
         """The run's ``results.json``."""
-        return json.loads((self.path / "results.json").read_text())
-
-    # The methods below are shorthands for the functions of kgrec.serve, for notebooks.
-    def recommend(self, user: str, k: int = 10, exclude_seen: bool = True):
-        """:func:`kgrec.serve.recommend`."""
-        from kgrec.serve.recommend import recommend
-        return recommend(self, user, k, exclude_seen)
-
-    def explain(self, user: str, item: str, max_paths: int = 3):
-        """:func:`kgrec.serve.explain`."""
-        from kgrec.serve.explain import explain
-        return explain(self, user, item, max_paths)
-
-    def export(self, out: str | Path, fmt: str = "parquet", overwrite: bool = False) -> Path:
-        """:func:`kgrec.serve.export_embeddings`."""
-        from kgrec.serve.embeddings import export_embeddings
-        return export_embeddings(self, out, fmt, overwrite)
-
-    def evaluate(self, split: str = "test", ks: tuple[int, ...] = (10, 20)) -> dict:
-        """:func:`kgrec.serve.evaluate_run`."""
-        from kgrec.serve.evaluate import evaluate_run
-        return evaluate_run(self, split, ks)
+        return read_json(self.path / "results.json")
 
 
 def _lookup(ids: dict[str, int], key: str, what: str, graph: str, hint: str) -> int:
@@ -205,26 +203,80 @@ def _lookup(ids: dict[str, int], key: str, what: str, graph: str, hint: str) -> 
                      f"{Path(graph) / 'nodes' / f'{what}.parquet'} {hint}")
 
 
-def load_run(path: str | Path, device: str = "cpu") -> Run:
-    """Load a run directory written by :func:`kgrec.train.train`.
+def read_run_record(path: str | Path) -> dict | None:
+    """A run's ``run.json`` (``None`` for a run killed before writing it).
 
     Raises:
-        KgrecError: not a finished run directory, or its graph artifact is gone.
+        InputError: unreadable or not JSON. KgrecError: not a JSON object.
+    """
+    path = Path(path)
+    if not (path / "run.json").exists():
+        return None
+    record = read_json(path / "run.json")
+    if not isinstance(record, dict):
+        raise KgrecError(f"{path / 'run.json'}: expected a JSON object, got {type(record).__name__}")
+    return record
+
+
+def verify_run(path: Path, record: dict | None, artifact: GraphArtifact, graph_dir: str | Path) -> bool:
+    """Check ``model.pt`` against ``run.json``'s checksum, and that ``artifact`` is the graph the run
+    was trained on; False for a run that recorded neither (trained before kgrec recorded them).
+
+    Raises:
+        KgrecError: a file changed, or the graph is another one (same node counts or not).
+    """
+    files = (record or {}).get("files")
+    if isinstance(files, dict):
+        check = check_file(path, "model.pt", files["model.pt"]) if "model.pt" in files else None
+        if check is not None and not check.ok:
+            raise KgrecError(f"{path / 'model.pt'}: {check.status}" + (f" ({check.detail})" if check.detail else "")
+                             + f": the run changed since training wrote it, or mixes files of two runs; retrain it "
+                             f"(`kgrec verify {path}` checks every file)")
+    recorded, actual = (record or {}).get("graph_checksum"), artifact.manifest.get("checksum")
+    if recorded and actual and recorded != actual:
+        raise KgrecError(f"{path}: the graph at {graph_dir} is not the one this run was trained "
+                         f"on (its checksum is {actual[:12]}..., run.json records {recorded[:12]}...); point "
+                         f"config.toml's graph at the artifact it was trained on, or retrain on this one")
+    return bool(recorded) and isinstance(files, dict)
+
+
+def load_run(path: str | Path, device: str = "cpu") -> Run:
+    """Load a run directory written by :func:`kgrec.train.train`, its files and graph checked against the
+    checksums in ``run.json``.
+
+    Raises:
+        KgrecError: not a finished run directory, its graph artifact is gone or is another graph, or a
+            file is changed, truncated or corrupt.
     """
     path = Path(path)
     if not (path / "model.pt").exists() or not (path / "config.toml").exists():
         raise KgrecError(f"{path} is not a finished run directory (no model.pt/config.toml): "
                          f"train one with 'kgrec train --graph DIR --out {path}'")
+    record = read_run_record(path)
     config = load_config(path / "config.toml")
     dev = resolve_device(device)
     artifact = load_graph(config.graph)
-    saved = torch.load(path / "model.pt", map_location=dev, weights_only=True)
-    data = artifact.data if saved["graph_view"] == "merged" else target_only(artifact.data)
-    graph = RelationalGraph.from_hetero(data, dev)
-    if graph.sizes != saved["sizes"] or graph.relations != [tuple(r) for r in saved["relations"]]:
+    verified = verify_run(path, record, artifact, config.graph)
+    saved = load_torch(path / "model.pt", "model file", map_location=dev)
+    try:
+        view = saved["graph_view"]
+        data = artifact.data if view == "merged" else target_only(artifact.data)
+        graph = RelationalGraph.from_hetero(data, dev)
+        same = graph.sizes == saved["sizes"] and graph.relations == [tuple(r) for r in saved["relations"]]
+    except (KeyError, TypeError, AttributeError) as e:
+        raise KgrecError(f"{path / 'model.pt'}: not a kgrec model (no {e} in it); retrain the run") from None
+    if not same:
         raise KgrecError(f"{path}: the graph at {config.graph} is not the one this run was trained on "
                          f"(node counts or relations differ)")
-    return Run(path, config, artifact, build_model(saved, dev), graph, saved["graph_view"],
+    try:
+        model = build_model(saved, dev)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise KgrecError(f"{path / 'model.pt'}: not a kgrec model of this graph "
+                         f"({str(e).strip().splitlines()[0][:160]}); retrain the run") from None
+    if not verified:  # said last, so that it never precedes an error about the same run
+        warnings.warn(f"{path} has no checksums (trained before kgrec recorded them), so its files and graph "
+                      f"cannot be verified; retrain it to add them", KgrecWarning, stacklevel=2)
+    return Run(path, config, artifact, model, graph, view,
                float(saved.get("path_weight", 0.0)),
                saved.get("path_graph") or ("merged" if config.mode == "transfer" else "target"),
                dict(saved.get("path_filter") or {}))

@@ -9,8 +9,10 @@ current weights for a few epochs. The new run directory holds its own graph
 from __future__ import annotations
 
 import copy
+import csv
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -19,12 +21,13 @@ import torch
 
 from kgrec.atomic import atomic_file, check_output, remove_output
 from kgrec.errors import InputError
+from kgrec.io import decoding, load_parquet, open_text, read_json
 from kgrec.eval import mean_metrics, ranking_task
 from kgrec.graph.artifact import INTERACTS, SOURCE, TARGET, GraphArtifact, reverse_relation
 from kgrec.graph.views import target_only
 from kgrec.models import RelationalGraph
 from kgrec.serve.run import Run, build_model, path_scorer
-from kgrec.train.trainer import TrainResult, is_run_dir, train, validate
+from kgrec.train.trainer import TrainResult, is_run_dir, train, validate, write_run_record
 
 
 def read_feedback(path: str | Path, run: Run) -> pd.DataFrame:
@@ -38,9 +41,18 @@ def read_feedback(path: str | Path, run: Run) -> pd.DataFrame:
     if not path.is_file():
         raise InputError(path, "interactions file not found")
     if path.suffix in (".parquet", ".pq"):
-        df = pd.read_parquet(path)
+        df = load_parquet(path, "interactions file")
     else:
-        df = pd.read_csv(path, sep=None, engine="python", dtype=str, keep_default_na=False)
+        with open_text(path, "interactions file") as f, decoding(path):
+            try:
+                df = pd.read_csv(f, sep=None, engine="python", dtype=str, keep_default_na=False)
+            except pd.errors.EmptyDataError:
+                raise InputError(path, "empty file; expected a header with user, item (and optionally domain)") \
+                    from None
+            except (pd.errors.ParserError, csv.Error) as e:
+                m = re.search(r"line (\d+)", str(e))
+                raise InputError(path, f"malformed CSV/TSV ({str(e).strip().splitlines()[0][:160]})",
+                                 int(m.group(1)) if m else None) from None
     missing = [c for c in ("user", "item") if c not in df.columns]
     if missing:
         raise InputError(path, f"expected columns user, item (and optionally domain); missing {missing}, "
@@ -53,6 +65,14 @@ def read_feedback(path: str | Path, run: Run) -> pd.DataFrame:
         roles.append(names[d])
     if not len(df):
         raise InputError(path, "no interactions in the file")
+    for col in ("user", "item"):
+        values = df[col].astype(str).str.strip()
+        bad = (values == "") | values.str.contains("\x00", regex=False)
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            what = "is empty" if values.iloc[i] == "" else "holds a NUL byte"
+            raise InputError(path, f"column '{col}' {what}; every row needs a user and an item",
+                             None if path.suffix in (".parquet", ".pq") else i + 2)
     return pd.DataFrame({"user": df["user"].astype(str).str.strip(), "item": df["item"].astype(str).str.strip(),
                          "domain": roles})
 
@@ -101,7 +121,7 @@ def fold_in(artifact: GraphArtifact, feedback: pd.DataFrame) -> tuple[GraphArtif
                                      torch.tensor([1 if r == TARGET else 0 for r, _ in new_items], dtype=torch.long)])
     if "cold_start" in data["item"]:  # items that arrive with interactions are not cold
         data["item"].cold_start = torch.cat([data["item"].cold_start, torch.zeros(len(new_items), dtype=torch.bool)])
-        data["item"].cold_start &= torch.from_numpy(a.nodes["item"]["cold_start"].to_numpy(dtype=bool))
+        data["item"].cold_start &= torch.from_numpy(a.nodes["item"]["cold_start"].to_numpy(dtype=bool).copy())
     for attr in ("cold_start", "in_source", "in_target"):
         if attr in data["user"]:
             old = data["user"][attr]
@@ -117,7 +137,8 @@ def fold_in(artifact: GraphArtifact, feedback: pd.DataFrame) -> tuple[GraphArtif
             data["user"]["in_source"][torch.tensor(mine["user"].unique())] = True
         if role == TARGET and len(mine):
             data["user"]["in_target"][torch.tensor(mine["user"].unique())] = True
-    a.manifest = {**a.manifest, "updated_with": {"new_users": len(new_users), "new_items": len(new_items),
+    kept = {k: v for k, v in a.manifest.items() if k not in ("files", "checksum")}  # another graph now
+    a.manifest = {**kept, "updated_with": {"new_users": len(new_users), "new_items": len(new_items),
                                                  "new_interactions": int(len(rows)), "skipped_known": skipped}}
     return a, a.manifest["updated_with"]
 
@@ -174,6 +195,8 @@ def update(run: Run, interactions: str | Path, out: str | Path, epochs: int = 3,
         remove_output(out)
     result = train(cfg, out, progress=progress, log=log, artifact=artifact, init=state)
     artifact.save(graph_dir)
+    record = {k: v for k, v in read_json(out / "run.json").items() if k not in ("files", "graph_checksum")}
+    write_run_record(out, record, artifact.manifest["checksum"])  # the graph it was fine-tuned on, now saved
     report = {**counts, "from_run": str(run.path), "epochs": epochs, "before": before,
               "after": {"valid": result.valid, "test": result.test}}
     with atomic_file(out / "update.json") as f:

@@ -61,7 +61,7 @@ from kgrec.models.itemknn import EASE, EASE_LAMBDAS, RP3BETA_ALPHAS, RP3BETA_BET
 from kgrec.models.paths import PathScorer
 from kgrec.train.config import LossConfig, StageConfig
 from kgrec.train.losses import RANKING_LOSSES, l2_penalty
-from kgrec.train.sampling import NegativeSampler
+from kgrec.graph.negatives import NegativeSampler
 from kgrec.train.trainer import resolve_device
 
 BASELINES = ("mostpop", "bprmf", "lightgcn", "lightgcn_merged", "cmf", "emcdr", "paths", "paths_merged", "ease",

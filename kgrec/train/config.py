@@ -16,15 +16,17 @@ Every key is optional except ``graph``; see ``kgrec train --help`` and the READM
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from kgrec.errors import SpecError
 from kgrec.models.encoder import ModelConfig
-from kgrec.tomlconfig import TomlTable, read_dataclass, read_toml
+from kgrec.tomlconfig import MAX_SEED, TomlTable, read_dataclass, read_extended
 
 MODES = ("transfer", "target_only")
+DEVICE = re.compile(r"cpu|auto|cuda(:\d+)?|mps")
 FINETUNE_MODES = ("full", "upper", "frozen")
 
 
@@ -49,7 +51,7 @@ class LossConfig:
     l2: float = field(default=1e-4, metadata={"lo": 0.0})
     cl_weight: float = field(default=0.0, metadata={"lo": 0.0})
     cl_noise: float = field(default=0.1, metadata={"lo": 0.0})
-    cl_temperature: float = field(default=0.2, metadata={"lo": 1e-6})
+    cl_temperature: float = field(default=0.2, metadata={"gt": 0.0})
     cl_layer: int = field(default=1, metadata={"lo": 1})
 
 
@@ -67,7 +69,7 @@ class StageConfig:
     score an item from its KG neighbours and features, as it must for new items."""
 
     epochs: int = field(default=40, metadata={"lo": 0})
-    lr: float = field(default=0.005, metadata={"lo": 0.0})
+    lr: float = field(default=0.005, metadata={"gt": 0.0})
     batch_size: int = field(default=2048, metadata={"lo": 1})
     patience: int = field(default=3, metadata={"lo": 1})
     weight_decay: float = field(default=0.0, metadata={"lo": 0.0})
@@ -86,7 +88,7 @@ class FinetuneConfig(StageConfig):
     mode: str = field(default="full", metadata={"choices": FINETUNE_MODES})
     graph: str = field(default="merged", metadata={"choices": ("merged", "target")})
     upper_layers: int = field(default=1, metadata={"lo": 1})
-    lr: float = field(default=0.001, metadata={"lo": 0.0})
+    lr: float = field(default=0.001, metadata={"gt": 0.0})
     epochs: int = field(default=20, metadata={"lo": 0})
     patience: int = field(default=3, metadata={"lo": 1})
 
@@ -119,25 +121,34 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+def _device(t: TomlTable) -> str:
+    device = t.get("device", str, "cpu")
+    if not DEVICE.fullmatch(device):
+        raise t.err("device", f"expected cpu, cuda, cuda:N, mps or auto, got {device!r}")
+    return device
+
+
 def _eval(t: TomlTable | None) -> EvalConfig:
     if t is None:
         return EvalConfig()
     k = t.get("k", int, 10, lo=1)
     ks = t.get("ks", list, [10, 20])
-    if not ks or not all(isinstance(x, int) and x >= 1 for x in ks):
+    if not ks or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in ks):
         raise t.err("ks", f"expected a list of positive integers, got {ks!r}")
     mem = t.get("memory_mb", int, 256, lo=1)
     t.done()
     return EvalConfig(k, tuple(sorted(set(ks) | {k})), mem)
 
 
-def parse_config(data: dict, path: str = "<config>", root: str | Path = ".") -> TrainConfig:
-    """Validate a parsed TOML table into a :class:`TrainConfig`; ``graph`` is resolved against ``root``.
+def parse_config(data: dict, path: str = "<config>", root: str | Path = ".",
+                 origins: Mapping[str, str] | None = None) -> TrainConfig:
+    """Validate a parsed TOML table into a :class:`TrainConfig`; ``graph`` is resolved against ``root``
+    (``origins``: see :func:`kgrec.tomlconfig.read_extended`).
 
     Raises:
         SpecError: naming the file and the dotted key.
     """
-    t = TomlTable(path, "", data)
+    t = TomlTable(path, "", data, origins)
     graph = t.get("graph", str)
     graph_path = Path(graph)
     if not graph_path.is_absolute():
@@ -145,8 +156,8 @@ def parse_config(data: dict, path: str = "<config>", root: str | Path = ".") -> 
     cfg = TrainConfig(
         graph=str(graph_path),
         mode=t.get("mode", str, "transfer", choices=MODES),
-        seed=t.get("seed", int, 0, lo=0),
-        device=t.get("device", str, "cpu"),
+        seed=t.get("seed", int, 0, lo=0, hi=MAX_SEED),
+        device=_device(t),
         model=read_dataclass(ModelConfig, t.sub("model")),
         loss=read_dataclass(LossConfig, t.sub("loss")),
         pretrain=read_dataclass(StageConfig, t.sub("pretrain")),
@@ -175,9 +186,10 @@ def parse_config(data: dict, path: str = "<config>", root: str | Path = ".") -> 
 
 
 def load_config(path: str | Path) -> TrainConfig:
-    """Read and validate a training config TOML file."""
+    """Read and validate a training config TOML file, on top of the configs it ``extends`` (if any)."""
     path = Path(path)
-    return parse_config(read_toml(path, "config"), str(path), path.parent)
+    data, origins = read_extended(path, "config")
+    return parse_config(data, str(path), path.parent, origins)
 
 
 def to_toml(cfg: TrainConfig) -> str:
@@ -206,7 +218,7 @@ def make_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     Raises:
         SpecError: a missing ``graph`` or any bad key, naming where it came from.
     """
-    data: dict[str, Any] = read_toml(path, "config") if path is not None else {}
+    data, origins = read_extended(path, "config") if path is not None else ({}, {})
     for key, value in (overrides or {}).items():
         node = data
         *parents, leaf = key.split(".")
@@ -216,4 +228,6 @@ def make_config(path: str | Path | None = None, overrides: dict[str, Any] | None
                 raise SpecError(path or "<overrides>", key, f"'{part}' is not a table")
         node[leaf] = value
     root = Path(path).parent if path is not None else Path(".")
-    return parse_config(data, str(path) if path is not None else "<command line>", root)
+    # an overridden key is no longer the parent file's
+    origins = {k: v for k, v in origins.items() if not any(k == o or k.startswith(o + ".") for o in overrides or {})}
+    return parse_config(data, str(path) if path is not None else "<command line>", root, origins)

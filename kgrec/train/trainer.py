@@ -23,6 +23,9 @@ Run directory::
     checkpoints/<stage>.pt  the last epoch of each stage (for --resume)
     model.pt             the final weights and what is needed to rebuild the model
     results.json         final validation and test metrics
+
+``run.json``, written last, records the SHA-256 of the files above (``files``) and the
+``graph_checksum`` of the artifact trained on (:mod:`kgrec.integrity`); loading the run checks both.
 """
 from __future__ import annotations
 
@@ -46,6 +49,8 @@ from tqdm import tqdm
 
 from kgrec.atomic import atomic_file, check_output, check_writable, remove_output
 from kgrec.errors import KgrecError
+from kgrec.integrity import record_files
+from kgrec.io import load_torch
 from kgrec.eval import METRICS, RankingTask, evaluate, mean_metrics, metrics_of_top, ranking_task
 from kgrec.eval.items import item_group_tasks
 from kgrec.eval.ranking import rank_each
@@ -56,9 +61,10 @@ from kgrec.models.encoder import ModelConfig
 from kgrec.models.features import load_vectors, text_features
 from kgrec.models.heads import MLPHead
 from kgrec.models.paths import FILTER_ALPHAS, FILTER_BETAS, PATH_WEIGHTS, PathScorer, blend, blends
-from kgrec.train.config import StageConfig, TrainConfig, to_toml
+from kgrec.train.budget import check_memory
+from kgrec.train.config import DEVICE, StageConfig, TrainConfig, to_toml
 from kgrec.train.losses import RANKING_LOSSES, adversarial_loss, info_nce, kg_loss, l2_penalty, mmd
-from kgrec.train.sampling import NegativeSampler
+from kgrec.graph.negatives import NegativeSampler
 
 
 @dataclass
@@ -84,9 +90,15 @@ def resolve_device(name: str) -> torch.device:
     """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not DEVICE.fullmatch(name):
+        raise KgrecError(f"device {name!r}: expected cpu, cuda, cuda:N, mps or auto")
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise KgrecError(f"device {name!r} asked for, but CUDA is not available here (use device = \"cpu\" or \"auto\")")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise KgrecError(f"device {name!r} asked for, but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise KgrecError(f"device {name!r} asked for, but MPS is not available here (use device = \"cpu\")")
     return dev
 
 
@@ -399,7 +411,7 @@ def _write_history(out: Path, rows: list[dict]) -> None:
 def _run_stage(stage: str, cfg: StageConfig, model: TransferModel, graph: RelationalGraph, data: _Batches,
                config: TrainConfig, task: RankingTask, out: Path, gen: torch.Generator, writer, history: list[dict],
                resume: bool, progress: bool, log: Callable[[str], None],
-               on_epoch: Callable[[int, float], None] | None = None) -> dict:
+               on_epoch: Callable[[int, float], None] | None = None, graph_checksum: str | None = None) -> dict:
     ckpt = out / "checkpoints" / f"{stage}.pt"
     params = _trainable(model, stage, config)
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -407,12 +419,21 @@ def _run_stage(stage: str, cfg: StageConfig, model: TransferModel, graph: Relati
     st = {"epoch": 0, "best": -math.inf, "best_epoch": 0, "best_state": None, "bad": 0, "rows": [], "done": False,
           "epoch_s": []}
     if resume and ckpt.exists():
-        saved = torch.load(ckpt, map_location=graph.device, weights_only=True)
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
-        torch.set_rng_state(saved["rng"])
-        gen.set_state(saved["generator"])
-        st = saved["stage"]
+        saved = load_torch(ckpt, "checkpoint", map_location=graph.device)
+        was = saved.get("graph_checksum") if isinstance(saved, dict) else None
+        if was and graph_checksum and was != graph_checksum:
+            raise KgrecError(f"{ckpt} was trained on another graph than {config.graph} (checksum {was[:12]}..., "
+                             f"the graph's is {graph_checksum[:12]}...); resume on that graph, or train afresh "
+                             f"with --overwrite")
+        try:
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["optimizer"])
+            torch.set_rng_state(saved["rng"])
+            gen.set_state(saved["generator"])
+            st = saved["stage"]
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise KgrecError(f"{ckpt}: not a checkpoint of this run ({str(e).splitlines()[0][:120]}); delete it to "
+                             f"restart the stage, or train afresh with --overwrite") from None
         log(f"{stage}: resumed after epoch {st['epoch']}" + (" (stage finished)" if st["done"] else ""))
     elif stage == "finetune":
         # the pre-trained model is the score to beat: fine-tuning can only improve on it
@@ -449,7 +470,7 @@ def _run_stage(stage: str, cfg: StageConfig, model: TransferModel, graph: Relati
         st["epoch"] = epoch
         st["done"] = st["bad"] >= cfg.patience or epoch == cfg.epochs
         _save_checkpoint(ckpt, {"model": model.state_dict(), "optimizer": opt.state_dict(), "rng": torch.get_rng_state(),
-                                "generator": gen.get_state(), "stage": st})
+                                "generator": gen.get_state(), "stage": st, "graph_checksum": graph_checksum})
         if on_epoch is not None:
             on_epoch(sum(1 for r in history if r["epoch"] > 0), m[key])
     if not st["done"]:  # zero epochs configured, or resumed a finished stage
@@ -463,9 +484,42 @@ def _run_stage(stage: str, cfg: StageConfig, model: TransferModel, graph: Relati
 def _versions() -> dict[str, str]:
     import torch_geometric
 
-    from kgrec import __version__
+    from kgrec.version import __version__
     return {"kgrec": __version__, "torch": torch.__version__, "torch_geometric": torch_geometric.__version__,
             "python": platform.python_version()}
+
+
+#: a run's files recorded in run.json: not run.json itself, the TensorBoard events, nor config.toml, which
+#: is the user's to edit (to point it at a moved artifact: the graph's own checksum is recorded instead)
+RUN_FILES = ("metrics.csv", "model.pt", "results.json")
+
+
+def write_run_record(out: Path, run: dict, graph_checksum: str | None) -> None:
+    """Write ``out/run.json``: ``run`` plus the checksums of the run's files and of the graph trained on
+    (``kgrec update`` rewrites it once the run's own graph is saved)."""
+    names = [n for n in RUN_FILES if (out / n).is_file()]
+    names += sorted(p.relative_to(out).as_posix() for p in (out / "checkpoints").glob("*.pt"))
+    record = {**run, "graph_checksum": graph_checksum, "files": record_files(out, names)}
+    with atomic_file(out / "run.json") as f:
+        json.dump(record, f, indent=2)
+
+
+def no_validation_hint(artifact: GraphArtifact) -> str:
+    """What to change in the spec when its target split left no validation interaction: the split
+    that failed, and one that gives every user with 3+ interactions a validation item."""
+    split = ((artifact.manifest.get("spec") or {}).get("target") or {}).get("split") or {}
+    method = split.get("method", "?")
+    if method in ("ratio", "temporal"):
+        return (f"the target's split method = \"{method}\" rounds each user's validation share to 0 items for "
+                f"users with few interactions; rebuild with [target.split] method = \"loo\" (one validation and "
+                f"one test item per user with 3+ interactions)")
+    if method == "given":
+        return ("the target's shipped split has no valid part; rebuild with [target.split] valid_from_train = "
+                "\"loo\" (one training item per user moved to validation)")
+    if method == "loo":
+        return "no target user has the 3+ interactions that method = \"loo\" needs to hold one out; lower the filters"
+    return (f"the target's split method = \"{method}\" holds nothing out; rebuild with [target.split] "
+            f"method = \"loo\"")
 
 
 def is_run_dir(path: Path) -> bool:
@@ -497,11 +551,13 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
     """
     out = Path(out)
     config = dataclasses.replace(config, graph=str(Path(config.graph).resolve()))
+    replace_out = False
     if resume:
         check_writable(out / "config.toml")
-    elif check_output(out, overwrite=overwrite, ours=is_run_dir, what="run directory", empty_ok=True,
-                      hint="pass resume=True (--resume) to continue it or overwrite=True (--overwrite) to replace it"):
-        remove_output(out)
+    else:
+        replace_out = check_output(out, overwrite=overwrite, ours=is_run_dir, what="run directory", empty_ok=True,
+                               hint="pass resume=True (--resume) to continue it or overwrite=True (--overwrite) "
+                                    "to replace it")
     if resume and (out / "config.toml").exists():
         from kgrec.train.config import load_config
         saved = load_config(out / "config.toml")
@@ -510,6 +566,10 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
     device = resolve_device(config.device)
     started = time.time()
     artifact = artifact if artifact is not None else load_graph(config.graph)
+    check_memory(config, {t: int(artifact.data[t].num_nodes) for t in artifact.data.node_types}, device)
+    if config.mode == "transfer" and artifact.split("train", SOURCE).shape[1] == 0:
+        raise KgrecError(f"{config.graph}: mode = \"transfer\" needs source training interactions; "
+                         f"this graph has none (use mode = \"target_only\")")
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     features = item_features(artifact, config.model, config.seed)
@@ -518,8 +578,9 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
     test = ranking_task(artifact, "test", exclude=("train", "valid"))
     if len(valid.users) == 0:
         raise KgrecError(f"{config.graph}: the target domain has no validation interactions, which early stopping "
-                         f"needs: give the target split a valid share (e.g. split = {{ method = \"ratio\" }} or "
-                         f"valid_from_train = \"loo\")")
+                         f"needs: {no_validation_hint(artifact)}")
+    if replace_out:  # only now that every input is known good
+        remove_output(out)
     model = TransferModel(merged.sizes, merged.num_relations, config.model, features,
                           discriminator=config.loss.align == "adversarial").to(device)
     if init is not None:
@@ -532,9 +593,6 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
     history: list[dict] = []
     summary: dict[str, dict] = {}
     if config.mode == "transfer":
-        if artifact.split("train", SOURCE).shape[1] == 0:
-            raise KgrecError(f"{config.graph}: mode = \"transfer\" needs source training interactions; "
-                             f"this graph has none (use mode = \"target_only\")")
         data = _batches(artifact, merged, (SOURCE, TARGET), config)
         tuned = merged if config.finetune.graph == "merged" else RelationalGraph.from_hetero(
             target_only(artifact.data), device)
@@ -546,7 +604,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
     try:
         for stage, cfg, graph in stages:
             summary[stage] = _run_stage(stage, cfg, model, graph, data, config, valid, out, gen, writer, history,
-                                        resume, progress, log, on_epoch)
+                                        resume, progress, log, on_epoch, artifact.manifest.get("checksum"))
     finally:  # on_epoch may raise
         writer.close()
     final_graph = stages[-1][2]
@@ -592,8 +650,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
     run = {"mode": config.mode, "seed": config.seed, "device": str(device), "graph": config.graph,
            "graph_name": artifact.manifest.get("name"), "versions": _versions(), "stages": summary,
            "seconds": round(time.time() - started, 1)}
-    with atomic_file(out / "run.json") as f:
-        json.dump(run, f, indent=2)
+    write_run_record(out, run, artifact.manifest.get("checksum"))
     log(f"{config.mode}: valid ndcg@{config.eval.k} {valid_m[f'ndcg@{config.eval.k}']:.4f}"
         + (f", test ndcg@{config.eval.k} {test_m[f'ndcg@{config.eval.k}']:.4f}" if test_m else "")
         + "".join(f", {kind} items {m[key]:.4f}" for kind, m in test_items.items()) + f"  -> {out}")

@@ -43,9 +43,11 @@ from kgrec.eval.items import item_group_tasks
 from kgrec.eval.ranking import RankingTask, evaluate, metrics_of_top, rank, ranking_task
 from kgrec.eval.sampled import sampled_candidates, sampled_metrics
 from kgrec.graph.artifact import TARGET, GraphArtifact
+from kgrec.io import load_torch
 from kgrec.memory import keep_freed_memory
 from kgrec.models.paths import blend
 from kgrec.train.baselines import BASELINES, CONTENT_BASELINES, fit_baseline
+from kgrec.train.budget import check_memory
 from kgrec.train.config import TrainConfig
 from kgrec.train.trainer import TrainResult, resolve_device, train
 
@@ -104,7 +106,10 @@ def _fit(name: str, artifact: GraphArtifact, config: TrainConfig, seed: int, out
         ckpt = out / "runs" / f"kgrec_transfer-seed{seed}" / "checkpoints" / "pretrain.pt"
         if not ckpt.exists():
             raise KgrecError(f"{name} fine-tunes kgrec_transfer's pre-trained model: list kgrec_transfer before it")
-        init = torch.load(ckpt, weights_only=True)["stage"]["best_state"]
+        try:
+            init = load_torch(ckpt, "checkpoint")["stage"]["best_state"]
+        except (KeyError, TypeError) as e:
+            raise KgrecError(f"{ckpt}: not a kgrec checkpoint (no {e} in it); rerun kgrec_transfer") from None
         cfg = dataclasses.replace(cfg, pretrain=dataclasses.replace(cfg.pretrain, epochs=0),
                                   finetune=dataclasses.replace(cfg.finetune, **FINETUNE_VARIANTS[name]))
     res = train(cfg, run_dir, overwrite=True, progress=False, log=log, artifact=artifact, init=init)
@@ -228,6 +233,8 @@ def run_benchmark(artifact: GraphArtifact, config: TrainConfig, out: str | Path,
                          f"domain: leave them out of --models")
     if jobs < 1:
         raise KgrecError(f"jobs must be at least 1, got {jobs}")
+    check_memory(config, {t: int(artifact.data[t].num_nodes) for t in artifact.data.node_types},
+                 resolve_device(config.device))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     task = ranking_task(artifact, "test", exclude=("train", "valid"))
