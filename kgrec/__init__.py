@@ -29,7 +29,7 @@ _LAZY = {
     "export_graph": "kgrec.graph.export", "to_networkx": "kgrec.graph.export",
     "graph_info": "kgrec.graph.info", "kg_signal": "kgrec.graph.signal",
     "GraphSpec": "kgrec.graph.spec", "load_spec": "kgrec.graph.spec",
-    **{name: "kgrec.serve" for name in ("Explanation", "Run", "evaluate_run", "explain", "export_embeddings",
+    **{name: "kgrec.serve" for name in ("Explanation", "Run", "add_items", "evaluate_run", "explain", "export_embeddings",
                                         "load_run", "read_embeddings", "read_history", "recommend",
                                         "recommend_from_history", "recommend_many", "update")},
     "TrainConfig": "kgrec.train.config", "load_config": "kgrec.train.config", "make_config": "kgrec.train.config",
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from kgrec.graph.info import graph_info
     from kgrec.graph.signal import kg_signal
     from kgrec.graph.spec import GraphSpec, load_spec
-    from kgrec.serve import (Explanation, Run, evaluate_run, explain, export_embeddings, load_run, read_embeddings,
+    from kgrec.serve import (Explanation, Run, add_items, evaluate_run, explain, export_embeddings, load_run, read_embeddings,
                              read_history, recommend, recommend_from_history, recommend_many, update)
     from kgrec.train.config import TrainConfig, load_config, make_config
     from kgrec.train.trainer import TrainResult
@@ -64,7 +64,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = ["Explanation", "GraphArtifact", "GraphSpec", "KgrecError", "Run", "TrainConfig", "TrainResult",
-           "build_graph", "evaluate_run", "explain", "export_embeddings", "export_graph", "fit", "graph_info",
+           "add_items", "build_graph", "evaluate_run", "explain", "export_embeddings", "export_graph", "fit",
+           "graph_info",
            "kg_signal", "load_config", "load_graph", "load_run", "load_spec", "make_config", "read_embeddings",
            "read_history",
            "recommend", "recommend_from_history", "recommend_many", "to_networkx", "update", "__version__"]

@@ -39,13 +39,14 @@ from kgrec.atomic import atomic_file
 from kgrec.errors import KgrecError
 from kgrec.eval.groups import (bucket_recall, coverage, item_popularity, popularity_bias, popularity_buckets,
                                user_groups)
+from kgrec.eval.items import item_group_tasks
 from kgrec.eval.ranking import RankingTask, evaluate, metrics_of_top, rank, ranking_task
 from kgrec.eval.sampled import sampled_candidates, sampled_metrics
 from kgrec.graph.artifact import TARGET, GraphArtifact
 from kgrec.io import load_torch
 from kgrec.memory import keep_freed_memory
 from kgrec.models.paths import blend
-from kgrec.train.baselines import BASELINES, fit_baseline
+from kgrec.train.baselines import BASELINES, CONTENT_BASELINES, fit_baseline
 from kgrec.train.budget import check_memory
 from kgrec.train.config import TrainConfig
 from kgrec.train.trainer import TrainResult, resolve_device, train
@@ -65,6 +66,8 @@ SOURCE_MODELS = ("kgrec_transfer", *FINETUNE_VARIANTS)
 #: models with no randomness: fitted with the first seed only, the same rows under every seed
 DETERMINISTIC = ("mostpop", "paths", "paths_merged", "ease", "rp3beta", "rp3beta_merged")
 KS = (10, 20)
+#: the report's groups for the item cold-start protocol (kgrec.eval.items)
+ITEM_GROUPS = {"warm": "warm items", "cold": "cold items", "cold_among_cold": "cold items among cold"}
 
 
 def _kgrec_scorer(res: TrainResult, target_items: Tensor) -> Callable[[Tensor], Tensor]:
@@ -91,7 +94,7 @@ def _kgrec_scorer(res: TrainResult, target_items: Tensor) -> Callable[[Tensor], 
 def _fit(name: str, artifact: GraphArtifact, config: TrainConfig, seed: int, out: Path, log) -> tuple:
     """Train one model; returns (scorer over all item indices, history frame, seconds)."""
     t0 = time.perf_counter()
-    if name in BASELINES:
+    if name in BASELINES + CONTENT_BASELINES:
         fit = fit_baseline(name, artifact, config.target_only, config.loss, config.model.dim, config.model.layers,
                            seed, config.device, config.eval.k, log, config.model.path_hops or 3,
                            config.model.path_alpha)
@@ -125,6 +128,7 @@ class _Scoring:
     pop: Tensor
     buckets: dict[str, Tensor]
     cand: tuple[Tensor, Tensor, Tensor] | None
+    item_tasks: dict[str, RankingTask] = field(default_factory=dict)
 
 
 @dataclass
@@ -135,6 +139,7 @@ class _Rows:
     long_rows: list[tuple] = field(default_factory=list)
     curves: list[pd.DataFrame] = field(default_factory=list)
     seconds: list[dict] = field(default_factory=list)
+    per_user_items: list[pd.DataFrame] = field(default_factory=list)  # per_user, with an "items" column
 
 
 def _run_models(artifact: GraphArtifact, config: TrainConfig, out: Path, models: tuple[str, ...], seed: int,
@@ -166,6 +171,13 @@ def _run_models(artifact: GraphArtifact, config: TrainConfig, out: Path, models:
                 rows.long_rows.append((name, seed, g, metric, float(v[mask].mean())))
         for b, v in bucket_recall(top, task.relevant, sc.buckets, 20).items():
             rows.long_rows.append((name, seed, f"items {b}", "recall@20", v))
+        for kind, sub in sc.item_tasks.items():
+            m_sub = evaluate(lambda u: scorer(u)[:, sub.items.to(device)], sub, KS, config.eval.memory_mb, device)
+            rows.per_user_items.append(pd.DataFrame({"model": name, "seed": seed, "items": kind,
+                                                     "user": sub.users.numpy(),
+                                                     **{k: v.numpy() for k, v in m_sub.items()}}))
+            for metric, v in m_sub.items():
+                rows.long_rows.append((name, seed, ITEM_GROUPS[kind], metric, float(v.mean())))
         rows.long_rows.append((name, seed, "all", "coverage@10", coverage(top, len(task.items), 10)))
         rows.long_rows.append((name, seed, "all", "arp@10", popularity_bias(top, sc.pop[task.items], 10)))
         if sc.cand is not None:
@@ -179,7 +191,8 @@ def _run_models(artifact: GraphArtifact, config: TrainConfig, out: Path, models:
 def _for_seed(rows: _Rows, seed: int) -> _Rows:
     """The rows of a deterministic model, labelled with another seed (the same numbers)."""
     return _Rows([f.assign(seed=seed) for f in rows.per_user], [(m, seed, *rest) for m, _, *rest in rows.long_rows],
-                 [c.assign(seed=seed) for c in rows.curves], [{**t, "seed": seed} for t in rows.seconds])
+                 [c.assign(seed=seed) for c in rows.curves], [{**t, "seed": seed} for t in rows.seconds],
+                 [f.assign(seed=seed) for f in rows.per_user_items])
 
 
 def _print_with_prefix(prefix: str, message: str) -> None:
@@ -204,9 +217,10 @@ def run_benchmark(artifact: GraphArtifact, config: TrainConfig, out: str | Path,
     Raises:
         KgrecError: unknown model names, or an artifact without test interactions.
     """
-    unknown = [m for m in models if m not in BASELINES + KGREC_MODELS]
+    known = BASELINES + CONTENT_BASELINES + KGREC_MODELS
+    unknown = [m for m in models if m not in known]
     if unknown:
-        raise KgrecError(f"unknown model(s) {unknown}; known: {', '.join(BASELINES + KGREC_MODELS)}")
+        raise KgrecError(f"unknown model(s) {unknown}; known: {', '.join(known)}")
     if "kgrec_transfer_upper" in models and config.model.layer == "compgcn" and not config.model.transform:
         raise KgrecError("kgrec_transfer_upper fine-tunes the last layers' weights; CompGCN layers have none "
                          "without model.transform = true (--set model.transform=true) — leave that model out")
@@ -229,7 +243,8 @@ def run_benchmark(artifact: GraphArtifact, config: TrainConfig, out: str | Path,
     pop = item_popularity(artifact)
     sc = _Scoring(task, ranking_task(artifact, "valid"), user_groups(artifact, task.users), pop,
                   popularity_buckets(pop, task.items),
-                  sampled_candidates(artifact, "test", sampled, seed=0) if sampled else None)
+                  sampled_candidates(artifact, "test", sampled, seed=0) if sampled else None,
+                  item_group_tasks(artifact, task))
     # one task per (seed, model); a fine-tune variant goes with the kgrec_transfer run it starts from
     chained = [m for m in models if m in FINETUNE_VARIANTS]
     groups_of = [(m,) + (tuple(chained) if m == "kgrec_transfer" else ()) for m in models if m not in chained]
@@ -252,6 +267,7 @@ def run_benchmark(artifact: GraphArtifact, config: TrainConfig, out: str | Path,
     parts += [_for_seed(p, seed) for (first, group), p in zip(tasks, parts) if group[0] in DETERMINISTIC
               for seed in seeds[1:]]
     per_user = [f for p in parts for f in p.per_user]
+    per_item_kind = [f for p in parts for f in p.per_user_items]
     long_rows = [r for p in parts for r in p.long_rows]
     curves = [c for p in parts for c in p.curves]
     seconds = [t for p in parts for t in p.seconds]
@@ -259,10 +275,16 @@ def run_benchmark(artifact: GraphArtifact, config: TrainConfig, out: str | Path,
     results = pd.DataFrame(long_rows, columns=["model", "seed", "group", "metric", "value"])
     users = pd.concat(per_user, ignore_index=True)
     times = pd.DataFrame(seconds)
+    by_items = pd.concat(per_item_kind, ignore_index=True) if per_item_kind else pd.DataFrame()
     choice = choose_kgrec(results)
     if not choice.empty:  # the model a user gets: per seed, the kgrec variant best on validation
+        if not by_items.empty:
+            by_items = _with_chosen(results, by_items, times, choice)[1]
         results, users, times = _with_chosen(results, users, times, choice)
         models = (KGREC, *models)
+    if not by_items.empty:
+        with atomic_file(out / "per_user_items.parquet", "wb") as f:
+            by_items.to_parquet(f, index=False)
     with atomic_file(out / "results.csv") as f:
         results.to_csv(f, index=False)
     with atomic_file(out / "per_user.parquet", "wb") as f:
@@ -271,7 +293,7 @@ def run_benchmark(artifact: GraphArtifact, config: TrainConfig, out: str | Path,
     cold_users = task.users[groups["cold_start"]].tolist() if "cold_start" in groups else None
     with atomic_file(out / "kgrec_choice.csv") as f:
         choice.to_csv(f, index=False)
-    report = format_report(results, users, times, groups, models, seeds, artifact, cold_users, choice)
+    report = format_report(results, users, times, groups, models, seeds, artifact, cold_users, choice, by_items)
     with atomic_file(out / "report.md") as f:
         f.write(report)
     _plots(results, curves_df, out, seeds[0])
@@ -342,8 +364,10 @@ def best_on_validation(results: pd.DataFrame, candidates: tuple[str, ...], metri
 
 def format_report(results: pd.DataFrame, users: pd.DataFrame, times: pd.DataFrame, groups: dict[str, Tensor],
                   models: tuple[str, ...], seeds: tuple[int, ...], artifact: GraphArtifact,
-                  cold_users: list[int] | None = None, choice: pd.DataFrame | None = None) -> str:
-    """The Markdown report (see the module docstring)."""
+                  cold_users: list[int] | None = None, choice: pd.DataFrame | None = None,
+                  by_items: pd.DataFrame | None = None) -> str:
+    """The Markdown report (see the module docstring); ``by_items``: per-user metrics by item kind
+    (:mod:`kgrec.eval.items`), for the new-items section."""
     def cell(model: str, group: str, metric: str) -> str:
         v = results[(results["model"] == model) & (results["group"] == group) & (results["metric"] == metric)]
         return _mean_std(v.sort_values("seed")["value"].tolist())
@@ -372,6 +396,8 @@ def format_report(results: pd.DataFrame, users: pd.DataFrame, times: pd.DataFram
                   "| model | sampled HR@10 | sampled NDCG@10 |", "|---|---|---|"]
         lines += [f"| {m} | {cell(m, 'all', 'sampled_hr@10')} | {cell(m, 'all', 'sampled_ndcg@10')} |" for m in models]
     lines += _gain_section(results, users, models, cold_users, choice)
+    if by_items is not None and not by_items.empty:
+        lines += _new_items_section(results, by_items, models, cell)
     lines += ["", "## Training time (seconds per run, mean over seeds)", "", "| model | seconds |", "|---|---|"]
     lines += [f"| {m} | {times[times['model'] == m]['seconds'].mean():.0f} |" for m in models]
     return "\n".join(lines) + "\n"
@@ -432,6 +458,34 @@ def _gain_section(results: pd.DataFrame, users: pd.DataFrame, models: tuple[str,
                 lines.append(f"| {question} | {model} | {base} | {who} {t['users']:,} | {metric} | "
                              f"{t['model_mean']:.4f} | {t['baseline_mean']:.4f} | {t['gain']:+.1%} | "
                              f"{t['p_users']:.2g} | {t['p_seeds']:.2g} |")
+    return lines
+
+
+def _new_items_section(results: pd.DataFrame, by_items: pd.DataFrame, models: tuple[str, ...], cell) -> list[str]:
+    """Warm and cold items of the same run (:mod:`kgrec.eval.items`), and kgrec against the best content
+    baseline (chosen on validation) on cold items."""
+    counts = by_items[by_items["model"] == by_items["model"].iloc[0]].groupby("items")["user"].nunique()
+    cols = [("warm items", "ndcg@10"), ("cold items", "ndcg@10"), ("cold items", "recall@20"),
+            ("cold items among cold", "ndcg@10"), ("cold items among cold", "recall@20")]
+    lines = ["", "## New items (item cold start)", "",
+             f"Held-out pairs on warm items ({counts.get('warm', 0):,} users), and on cold items (no training "
+             f"interaction; {counts.get('cold', 0):,} users) ranked among all target items and among the cold "
+             f"items only; each ranking filters the user's held-out items of the other kind (kgrec.eval.items).", "",
+             "| model | " + " | ".join(f"{g} {m}" for g, m in cols) + " |", "|---|" + "---|" * len(cols)]
+    lines += [f"| {m} | " + " | ".join(cell(m, g, k) for g, k in cols) + " |" for m in models]
+    content = best_on_validation(results, tuple(m for m in models if m in CONTENT_BASELINES))
+    ours = KGREC if KGREC in models else next((m for m in models if m.startswith("kgrec")), None)
+    if content is None or ours is None:
+        return lines
+    lines += ["", "| kind | model | baseline (best content, on validation) | users | metric | model | baseline | "
+              "gain | p (users) | p (seeds) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for kind in ("cold", "cold_among_cold", "warm"):
+        sub = by_items[by_items["items"] == kind]
+        if sub.empty:
+            continue
+        t = transfer_gain(sub, ours, content, "ndcg@10")
+        lines.append(f"| {ITEM_GROUPS[kind]} | {ours} | {content} | {t['users']:,} | ndcg@10 | {t['model_mean']:.4f} | "
+                     f"{t['baseline_mean']:.4f} | {t['gain']:+.1%} | {t['p_users']:.2g} | {t['p_seeds']:.2g} |")
     return lines
 
 

@@ -38,7 +38,8 @@ EXAMPLES = {
                  "  kgrec recommend runs/example --users users.txt --out recs.parquet",
     "explain": "example: kgrec explain runs/example --user u1 --item books:solaris",
     "export": "example: kgrec export runs/example --format faiss --out exports/example-faiss",
-    "update": "example: kgrec update runs/example --interactions new_feedback.csv --out runs/example-2 --epochs 3",
+    "update": "examples:\n  kgrec update runs/example --interactions new_feedback.csv --out runs/example-2 --epochs 3\n"
+              "  kgrec update runs/example --new-items new_books.ttl --out runs/example-new",
     "evaluate": "example: kgrec evaluate runs/example --split test --ks 10,20",
     "benchmark": "examples:\n  kgrec benchmark graphs/examples/movies_books.toml --out reports/example --seeds 0,1\n"
                  "  kgrec benchmark graphs/amazon_cloth_to_sport.toml --out reports/cloth_to_sport "
@@ -281,8 +282,20 @@ def _export_embeddings(args: argparse.Namespace) -> int:
 
 
 def _update(args: argparse.Namespace) -> int:
-    from kgrec.serve import load_run, update
+    from kgrec.serve import add_items, load_run, update
 
+    if bool(args.interactions) == bool(args.new_items):
+        raise KgrecError("give --interactions FILE (new feedback, fine-tuned) or --new-items FILE (new items with "
+                         "their knowledge only, no training), one of the two")
+    if args.new_items:
+        report = add_items(load_run(args.run, args.device), args.new_items, args.out, args.overwrite)
+        if args.json:
+            print(json.dumps(report, indent=1))
+            return 0
+        print(f"added {report['new_items']} new items ({report['new_entities']} new entities, {report['edges_added']} "
+              f"edges; {report['facts_skipped']} of {report['facts']} facts skipped: unknown relation or entity); "
+              f"no retraining -> {args.out}")
+        return 0
     log = _log(args)
     _, report = update(load_run(args.run, args.device), args.interactions, args.out, args.epochs, args.overwrite,
                        progress=not args.quiet, log=log)
@@ -308,9 +321,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(res, indent=1))
         return 0
     names = [m for m in res["all"] if m != "users"]
-    print(f"{'group':<12}{'users':>8}" + "".join(f"{m:>13}" for m in names))
+    width = max(12, *(len(g) + 2 for g in res))
+    print(f"{'group':<{width}}{'users':>8}" + "".join(f"{m:>13}" for m in names))
     for group, m in res.items():
-        print(f"{group:<12}{m['users']:>8,}" + "".join(f"{m[n]:>13.4f}" for n in names))
+        print(f"{group:<{width}}{m['users']:>8,}" + "".join(f"{m[n]:>13.4f}" for n in names)
+              + (f"   (ranked among {m['candidates']:,} items)" if "candidates" in m else ""))
     return 0
 
 
@@ -355,6 +370,10 @@ def _benchmark(args: argparse.Namespace) -> int:
         ("kgrec_transfer_target",) if config.finetune.graph == "merged" else ())
     if not args.models and not len(artifact.split("train", "source")[0]):  # one domain: nothing to transfer
         models = tuple(m for m in models if m not in SOURCE_MODELS + CROSS_DOMAIN)
+    if not args.models and len(artifact.cold_items()):  # new items: the content baselines the graph can feed
+        has_text = "text" in artifact.nodes["item"] and artifact.nodes["item"]["text"].astype(str).str.strip().any()
+        has_links = any(s == "item" and d == "entity" for s, _, d in artifact.data.edge_types)
+        models += (("kg_knn",) if has_links else ()) + (("text_knn",) if has_text else ())
     start = time.perf_counter()
     log = _log(args)
     run_benchmark(artifact, config, out, models, args.seeds, args.sampled, log, jobs=args.jobs)
@@ -495,8 +514,11 @@ def make_parser() -> argparse.ArgumentParser:
     o.add_argument("--overwrite", action="store_true")
     o.set_defaults(func=_export_embeddings)
 
-    u = run_parser("update", "fold new interactions into a run and fine-tune from its weights")
-    u.add_argument("--interactions", required=True, help="CSV/TSV/Parquet with user, item[, domain]")
+    u = run_parser("update", "fold new interactions into a run and fine-tune from its weights, or add new items "
+                             "with their knowledge only (no training)")
+    u.add_argument("--interactions", help="CSV/TSV/Parquet with user, item[, domain]")
+    u.add_argument("--new-items", help="new target items with only their knowledge: RDF (Turtle, N-Triples, ...) or "
+                                       "a CSV/TSV of item, relation, entity[, label] rows; ranked at once, no training")
     u.add_argument("--out", required=True, help="the new run directory")
     u.add_argument("--epochs", type=argtypes.non_negative_int, default=3)
     u.add_argument("--overwrite", action="store_true")

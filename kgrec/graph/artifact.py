@@ -94,6 +94,21 @@ class GraphArtifact:
         t = self.nodes["item"]
         return torch.tensor(t.index[t["domain"] == domain].to_numpy(), dtype=torch.long)
 
+    def cold_items(self) -> torch.Tensor:
+        """Global indices of the target items held out by the item cold-start protocol (``[cold_start]
+        items``) or added with knowledge alone (``kgrec update --knowledge``): items with no training
+        interaction, by construction. Empty for graphs without them."""
+        t = self.nodes["item"]
+        if "cold_start" not in t.columns:
+            return torch.empty(0, dtype=torch.long)
+        return torch.tensor(t.index[t["cold_start"].fillna(False).astype(bool).to_numpy()].to_numpy(), dtype=torch.long)
+
+    def training_items(self, domain: str = TARGET) -> torch.Tensor:
+        """:meth:`items_of` less the :meth:`cold_items`: what a loss may draw as negatives (a new item
+        does not exist when the model is trained)."""
+        items, cold = self.items_of(domain), self.cold_items()
+        return items[~torch.isin(items, cold)] if len(cold) else items
+
     def domain_name(self, role: str) -> str:
         """The name the spec gave domain ``role`` (``source`` or ``target``), e.g. ``books``."""
         t = self.nodes["item"]

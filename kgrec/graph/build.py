@@ -38,7 +38,7 @@ from kgrec.graph.align import duplicate_held_out, identical_user_sets
 from kgrec.graph.artifact import (FORMAT_VERSION, INTERACTS, SAME_AS, SOURCE, TARGET, GraphArtifact, edge_key,
                                   reverse_relation)
 from kgrec.graph.spec import AttributeSpec, DomainSpec, FileRef, GraphSpec, ItemsSpec, LinkSpec
-from kgrec.graph.split import cold_start_users, split_frame
+from kgrec.graph.split import cold_start_items, cold_start_users, split_frame
 from kgrec.progress import progress_bar
 
 _FOLDER_FILES = {
@@ -484,6 +484,26 @@ def _align_items(ctx: _Context, frames: dict, item_ent: pd.DataFrame) -> pd.Data
 
 
 # --- the build -------------------------------------------------------------------
+def _cold_items(spec: GraphSpec, tgt: pd.DataFrame) -> tuple[set, set]:
+    """The item cold-start protocol (``[cold_start] items``): every interaction of the chosen target
+    items moves to valid or test (per item, :func:`~kgrec.graph.split.cold_start_items`), so none is a
+    training edge or a loss term; their KG, attribute and text edges stay. Returns (valid, test) ids."""
+    cs = spec.cold_start
+    if cs.items <= 0 and not cs.item_ids:
+        return set(), set()
+    raw = tgt["item"].astype(str)
+    items = pd.unique(raw)
+    known = set(items)
+    unknown = [i for i in cs.item_ids if i not in known]
+    if unknown:
+        raise SpecError(spec.path, "cold_start.items", f"{len(unknown)} of {len(cs.item_ids)} ids are not target items "
+                                                       f"with an interaction, e.g. {unknown[:3]}")
+    valid, test = cold_start_items(np.asarray(items, dtype=object), cs.items, cs.item_ids, cs.valid_share, spec.seed)
+    tgt.loc[raw.isin(valid).to_numpy(), "split"] = "valid"
+    tgt.loc[raw.isin(test).to_numpy(), "split"] = "test"
+    return valid, test
+
+
 def build_graph(spec: GraphSpec, progress: bool = False) -> GraphArtifact:
     """Build the merged graph described by ``spec`` (see the module docstring).
 
@@ -525,6 +545,7 @@ def build_graph(spec: GraphSpec, progress: bool = False) -> GraphArtifact:
                                                  spec.cold_start.valid_share, spec.seed)
         tgt.loc[tgt["user_key"].isin(cold_valid), "split"] = "valid"
         tgt.loc[tgt["user_key"].isin(cold_test), "split"] = "test"
+    cold_items_valid, cold_items_test = _cold_items(spec, tgt)
     steps.update()
 
     # Knowledge, links, attributes.
@@ -563,6 +584,8 @@ def build_graph(spec: GraphSpec, progress: bool = False) -> GraphArtifact:
     item_role = np.array([k.split("\x00", 1)[0] for k in item_uniques], dtype=object)
     item_raw = np.array([k.split("\x00", 1)[1] for k in item_uniques], dtype=object)
     data["item"].domain = torch.as_tensor(item_role == TARGET, dtype=torch.long)
+    cold_item = (item_role == TARGET) & np.isin(item_raw, list(cold_items_valid | cold_items_test))
+    data["item"].cold_start = torch.from_numpy(cold_item)
     if ne:
         data["entity"].num_nodes = ne
 
@@ -638,7 +661,8 @@ def build_graph(spec: GraphSpec, progress: bool = False) -> GraphArtifact:
             titles.append(raw)
             texts.append("")
     item_tab = pd.DataFrame({"index": np.arange(ni), "id": item_raw, "domain": item_role,
-                             "domain_name": [doms[r].name for r in item_role], "label": titles, "text": texts})
+                             "domain_name": [doms[r].name for r in item_role], "label": titles, "text": texts,
+                             "cold_start": cold_item})
     # Entity domains: linked from a domain's items directly or through one KG hop.
     ent_mask = np.zeros(ne, dtype=np.int64)
     if len(item_ent):
@@ -681,6 +705,7 @@ def build_graph(spec: GraphSpec, progress: bool = False) -> GraphArtifact:
                                "dropped_no_kept_interaction": len(read_users - set(user_keys))}
     ctx.accounting[TARGET]["cold_start_users"] = int(cold.sum())
     ctx.accounting[TARGET]["cold_start_protocol_users"] = {"valid": len(cold_valid), "test": len(cold_test)}
+    ctx.accounting[TARGET]["cold_start_protocol_items"] = {"valid": len(cold_items_valid), "test": len(cold_items_test)}
     manifest = {
         "format": FORMAT_VERSION,
         "name": spec.name,

@@ -36,6 +36,7 @@ def graph_info(g: GraphArtifact) -> dict:
         "relations": int(len(g.relations)),
         "users_in_both_domains": int((users["domain"] == "both").sum()),
         "cold_start_users": int(users["cold_start"].sum()),
+        "cold_start_items": _cold_items(g),
         "shared_entities": int((entities["domain"] == "both").sum()) if entities is not None else 0,
         "splits": splits,
         "density": density,
@@ -43,6 +44,24 @@ def graph_info(g: GraphArtifact) -> dict:
         "item_alignment": m.get("accounting", {}).get("item_alignment", {"method": "none"}),
         "duplicate_audit": duplicate_audit(g) if SOURCE in domains else None,
     }
+
+
+def _cold_items(g: GraphArtifact) -> dict:
+    """Cold-start (new) target items: how many, and how many held-out interactions each split has on them."""
+    cold = g.cold_items()
+    inter = g.interactions
+    on = inter[(inter["domain"] == TARGET) & inter["item"].isin(cold.tolist()) & ~inter["duplicate"]]
+    per_split = {s: on.loc[on["split"] == s, "item"] for s in ("train", "valid", "test")}
+    return {"items": int(len(cold)), **{f"{s}_items": int(v.nunique()) for s, v in per_split.items() if s != "train"},
+            **{f"{s}_interactions": int(len(v)) for s, v in per_split.items()}}
+
+
+def _cold_item_lines(c: dict | None) -> list[str]:
+    if not c or not c["items"]:
+        return []
+    return [f"cold-start items       {c['items']:,}   valid {c['valid_items']:,} items ({c['valid_interactions']:,} "
+            f"interactions), test {c['test_items']:,} items ({c['test_interactions']:,}), "
+            f"train interactions {c['train_interactions']:,}"]
 
 
 def format_info(info: dict) -> str:
@@ -58,6 +77,7 @@ def format_info(info: dict) -> str:
         lines.append(f"  {k:<{width}}{v:>12,}")
     lines += ["", f"users in both domains  {info['users_in_both_domains']:,}",
               f"cold-start users       {info['cold_start_users']:,}",
+              *_cold_item_lines(info.get("cold_start_items")),
               f"shared entities        {info['shared_entities']:,}",
               f"relations              {info['relations']:,}", "", "splits (interactions)"]
     for role, s in info["splits"].items():

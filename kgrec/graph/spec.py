@@ -143,10 +143,15 @@ class AlignSpec:
 
 @dataclass(frozen=True)
 class ColdStartSpec:
-    """Hold out all target interactions of a share of the overlapping users."""
+    """Hold out all target interactions of a share of the overlapping users (``share``) and/or of
+    target items: ``items`` a share of them, or ``item_ids`` the ones listed (new items, see
+    :func:`kgrec.graph.split.cold_start_items`). ``valid_share`` splits the held-out users, and
+    the held-out items, between valid and test."""
 
     share: float = 0.0
     valid_share: float = 0.5
+    items: float = 0.0
+    item_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -352,8 +357,16 @@ def parse_spec(data: dict, path: str = "<spec>", root: str | Path = ".",
     c = t.sub("cold_start")
     cold = ColdStartSpec()
     if c is not None:
+        items = c.get("items", (float, list), 0.0)
+        if isinstance(items, float) and not 0.0 <= items < 1.0:
+            raise c.err("items", f"expected a share of the target items in [0, 1) or a list of item ids, got {items}")
+        if isinstance(items, list) and (not items or not all(isinstance(i, (str, int)) and not isinstance(i, bool)
+                                                             for i in items)):
+            raise c.err("items", f"expected a non-empty list of item ids (strings or integers), got {items!r}")
         cold = ColdStartSpec(share=c.get("share", float, 0.0, lo=0.0, hi=1.0),
-                             valid_share=c.get("valid_share", float, 0.5, lo=0.0, hi=1.0))
+                             valid_share=c.get("valid_share", float, 0.5, lo=0.0, hi=1.0),
+                             items=items if isinstance(items, float) else 0.0,
+                             item_ids=tuple(str(i) for i in items) if isinstance(items, list) else ())
         c.done()
     spec = GraphSpec(name=t.get("name", str), description=t.get("description", str, ""),
                      seed=t.get("seed", int, 0, lo=0, hi=MAX_SEED), dataset=ds, source=source, target=target,

@@ -97,3 +97,24 @@ def cold_start_users(overlap: np.ndarray, share: float, valid_share: float, seed
     n_valid = int(round(n * valid_share))
     picked = [overlap[i] for i in chosen]
     return set(picked[:n_valid]), set(picked[n_valid:])
+
+
+def cold_start_items(items: np.ndarray, share: float, ids: tuple[str, ...], valid_share: float,
+                     seed: int) -> tuple[set, set]:
+    """The target items held out entirely (new items), split into valid and test items.
+
+    ``items``: the target's item ids (strings) in a deterministic order; ``share`` of them are
+    picked at random, or exactly ``ids`` when given. Every interaction of a valid item goes to
+    valid, of a test item to test: no cold item is a training interaction, and no test item
+    is seen even by model selection. Unknown ``ids`` are the caller's to report.
+    """
+    if not ids and (share <= 0 or len(items) == 0):
+        return set(), set()
+    rng = np.random.default_rng(seed + 104729)
+    if ids:
+        picked = [ids[i] for i in rng.permutation(len(ids))]
+    else:
+        n = max(1, int(round(len(items) * share)))
+        picked = [items[i] for i in rng.permutation(len(items))[:n]]
+    n_valid = int(round(len(picked) * valid_share))
+    return set(picked[:n_valid]), set(picked[n_valid:])

@@ -17,6 +17,7 @@ COMBINES = ("mean", "concat", "last")
 ACTIVATIONS = {"none": nn.Identity, "tanh": nn.Tanh, "relu": nn.ReLU}
 HEADS = ("dot", "distmult", "bilinear", "mlp")
 PATH_GRAPHS = ("auto", "merged", "target")
+COLD_ITEM_IDS = ("keep", "zero")
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,13 @@ class ModelConfig:
     (:mod:`kgrec.models.paths`; ``path_hops = 0`` leaves them out). ``path_graph``: what a
     transfer run's walks cross, ``"merged"`` (where the domains meet), ``"target"`` (the target's
     own graph) or ``"auto"`` (both, the one better on validation kept); a target-only run's
-    walks always stay on the target's graph."""
+    walks always stay on the target's graph.
+
+    New items (:mod:`kgrec.eval.items`): ``cold_item_id = "zero"`` gives every item with no
+    interaction edge in the graph propagated over a zero ID embedding, so that its score comes from
+    its features and its KG neighbours through the layers, never from an ID vector no interaction
+    trained; ``item_id_dropout`` zeroes each item's ID embedding with that probability at every
+    training step (DropoutNet, Volkovs et al. 2017), so that the layers learn to do without it."""
 
     dim: int = field(default=64, metadata={"lo": 1})
     layers: int = field(default=2, metadata={"lo": 0, "hi": 32})
@@ -45,6 +52,8 @@ class ModelConfig:
     path_hops: int = field(default=3, metadata={"lo": 0, "hi": 15})
     path_alpha: float = field(default=0.75, metadata={"lo": 0.0, "hi": 1.0})
     path_graph: str = field(default="auto", metadata={"choices": PATH_GRAPHS})
+    cold_item_id: str = field(default="keep", metadata={"choices": COLD_ITEM_IDS})
+    item_id_dropout: float = field(default=0.0, metadata={"lo": 0.0, "hi": 0.9})
 
 
 class EncoderOutput(NamedTuple):
@@ -119,22 +128,42 @@ class Encoder(nn.Module):
         c = self.config
         return c.dim * (c.layers + 1) if c.combine == "concat" else c.dim
 
-    def inputs(self) -> Tensor:
-        """``h^{(0)}``: ``[N, dim]``, node types in ``sizes`` order."""
+    def inputs(self, graph: RelationalGraph | None = None) -> Tensor:
+        """``h^{(0)}``: ``[N, dim]``, node types in ``sizes`` order. With ``graph``, item ID embeddings are
+        zeroed per ``cold_item_id`` (items without interactions in ``graph``) and, in training mode, per
+        ``item_id_dropout``."""
         parts = []
         for t, emb in self.embeddings.items():
             x = emb.weight
+            if t == "item" and graph is not None:
+                keep = self._item_id_keep(graph)
+                if keep is not None:
+                    x = x * keep.unsqueeze(1)
             if t in self.projections:
                 x = x + self.projections[t](getattr(self, f"features_{t}"))
             parts.append(x)
         return torch.cat(parts)
+
+    def _item_id_keep(self, graph: RelationalGraph) -> Tensor | None:
+        """``[n_items]`` float, 0 where the item's ID embedding is left out, or ``None`` for all kept."""
+        c = self.config
+        drop = c.item_id_dropout if self.training else 0.0
+        if c.cold_item_id == "keep" and drop == 0:
+            return None
+        n = self.sizes["item"]
+        keep = torch.ones(n, device=self.embeddings["item"].weight.device)
+        if c.cold_item_id == "zero":
+            keep = keep * items_with_interactions(graph).to(keep.device)
+        if drop > 0:
+            keep = keep * (torch.rand(n, device=keep.device) >= drop)
+        return keep
 
     def forward(self, graph: RelationalGraph, inputs: Tensor | None = None, noise: float = 0.0) -> "EncoderOutput":
         """Propagate over ``graph``; ``inputs`` ``[N', dim]`` replaces :meth:`inputs` (e.g. for a
         graph with extra nodes, such as a new user). ``noise`` > 0 perturbs every layer's output
         by a random vector of that length in the output's orthant (SimGCL, Yu et al. 2022;
         XSimGCL, Yu et al. 2023): the augmented view the contrastive loss compares."""
-        h0, z = (self.inputs() if inputs is None else inputs), self.relations.weight
+        h0, z = (self.inputs(graph) if inputs is None else inputs), self.relations.weight
         h, outs = h0, [h0]
         for layer in self.layers:
             h, z = layer(self.dropout(h), z, graph)
@@ -152,3 +181,19 @@ class Encoder(nn.Module):
         elif self.config.combine == "concat":
             h = torch.cat(outs, 1)
         return EncoderOutput(h, z, h0, tuple(outs[1:]))
+
+
+def items_with_interactions(graph: RelationalGraph) -> Tensor:
+    """``[n_items]`` bool: whether the item has an interaction edge (``interacts_*`` or its reverse)
+    in ``graph``; computed once per graph."""
+    if "items-interacting" not in graph._cache:
+        lo, n = graph.offsets["item"], graph.sizes["item"]
+        rels = torch.tensor([r for r, (_, rel, _) in enumerate(graph.relations) if "interacts_" in rel],
+                            dtype=torch.long, device=graph.device)
+        m = torch.isin(graph.edge_type, rels)
+        ends = graph.edge_index[:, m].flatten()
+        ends = ends[(ends >= lo) & (ends < lo + n)] - lo
+        has = torch.zeros(n, dtype=torch.bool, device=graph.device)
+        has[ends] = True
+        graph._cache["items-interacting"] = has
+    return graph._cache["items-interacting"]

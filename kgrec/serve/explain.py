@@ -1,5 +1,5 @@
-"""Explanations: the graph paths (length <= 4) from a user to a recommended item,
-ranked by how much they carry under the trained model.
+"""Explanations: the graph paths (length <= 4, or up to 6 when there is none) from a user to a
+recommended item, ranked by how much they carry under the trained model.
 
 Paths are found meet-in-the-middle (up to two hops out of the user, up to two
 hops into the item, joined on a shared node) over the graph the encoder
@@ -93,7 +93,9 @@ def _reverse_walk(walk: list[tuple], graph) -> list[tuple]:
 
 def explain(run: Run, user: str, item: str, max_paths: int = 3, max_length: int = 4,
             fanout: int = 30) -> list[Explanation]:
-    """The top ``max_paths`` paths of at most ``max_length`` (<= 4) edges from ``user`` to ``item``.
+    """The top ``max_paths`` paths of at most ``max_length`` (<= 4) edges from ``user`` to ``item``;
+    when there is none, of up to 6 edges (a new item reaches a user's items only through its KG
+    entity: user -> item -> entity -> entity <- new item's entity <- new item).
 
     Raises:
         KgrecError: unknown user or item id.
@@ -106,9 +108,18 @@ def explain(run: Run, user: str, item: str, max_paths: int = 3, max_length: int 
     head = run.model.heads["target"]
     with torch.no_grad():
         relevance = head.score(h, h[i].expand_as(h)).float()
-    out_depth = min(2, max_length)
+    ranked = _search(run, u, i, relevance, max_length, min(2, max_length), min(2, max_length - 1), fanout)
+    if not ranked and max_length == 4:
+        ranked = _search(run, u, i, relevance, 6, 3, 3, fanout)
+    return [_explanation(run, walk, score) for walk, score in ranked[:max_paths]]
+
+
+def _search(run: Run, u: int, i: int, relevance: torch.Tensor, max_length: int, out_depth: int, in_depth: int,
+            fanout: int) -> list[tuple[list[tuple], float]]:
+    """Paths ``u`` -> ``i`` of at most ``max_length`` edges, met in the middle, best first."""
+    g = run.graph
     forward = _hops(run, u, out_depth, fanout, relevance)
-    backward = _hops(run, i, min(2, max_length - 1), fanout, relevance)
+    backward = _hops(run, i, in_depth, fanout, relevance)
     candidates: dict[tuple, tuple[list[tuple], float]] = {}
 
     def add(walk: list[tuple]) -> None:
@@ -129,8 +140,7 @@ def explain(run: Run, user: str, item: str, max_paths: int = 3, max_length: int 
         for walk in forward.get(mid, []):
             for back in back_walks:
                 add(walk + _reverse_walk(back, g))
-    ranked = sorted(candidates.values(), key=lambda ws: -ws[1])[:max_paths]
-    return [_explanation(run, walk, score) for walk, score in ranked]
+    return sorted(candidates.values(), key=lambda ws: -ws[1])
 
 
 def _explanation(run: Run, walk: list[tuple], score: float) -> Explanation:

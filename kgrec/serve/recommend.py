@@ -112,7 +112,7 @@ def history_embedding(run: Run, items: list[int]) -> Tensor:
     data["user"].num_nodes = n_users + 1
     graph = RelationalGraph.from_hetero(data, run.device)
     enc = run.model.encoder
-    h0 = enc.inputs()
+    h0 = enc.inputs(run.graph)
     users = h0[run.graph.node_slice("user")]
     cut = run.graph.offsets["user"] + n_users
     inputs = torch.cat([h0[:cut], users.mean(0, keepdim=True), h0[cut:]])

@@ -111,11 +111,17 @@ def fold_in(artifact: GraphArtifact, feedback: pd.DataFrame) -> tuple[GraphArtif
     skipped = len(rows) - sum(fresh)
     rows = rows[fresh].drop_duplicates()
     a.interactions = pd.concat([a.interactions, rows], ignore_index=True)
+    if "cold_start" in a.nodes["item"]:  # a new item with interactions now is a new item no longer
+        warmed = a.nodes["item"]["index"].isin(set(rows["item"]))
+        a.nodes["item"]["cold_start"] = a.nodes["item"]["cold_start"].fillna(False).astype(bool) & ~warmed
     data = a.data
     n_users, n_items = len(user_ids), len(item_ids)
     data["user"].num_nodes, data["item"].num_nodes = n_users, n_items
     data["item"].domain = torch.cat([data["item"].domain,
                                      torch.tensor([1 if r == TARGET else 0 for r, _ in new_items], dtype=torch.long)])
+    if "cold_start" in data["item"]:  # items that arrive with interactions are not cold
+        data["item"].cold_start = torch.cat([data["item"].cold_start, torch.zeros(len(new_items), dtype=torch.bool)])
+        data["item"].cold_start &= torch.from_numpy(a.nodes["item"]["cold_start"].to_numpy(dtype=bool).copy())
     for attr in ("cold_start", "in_source", "in_target"):
         if attr in data["user"]:
             old = data["user"][attr]

@@ -15,6 +15,10 @@
   interactions are scored with their mapped source embedding.
 - ``ease``: EASE (closed form, :mod:`kgrec.models.itemknn`) on the target interactions,
   ``lambda`` chosen among :data:`~kgrec.models.itemknn.EASE_LAMBDAS`;
+- ``kg_knn``, ``text_knn`` (:data:`CONTENT_BASELINES`, for new items): content item kNN
+  (:mod:`kgrec.models.content`) over the items' KG and attribute entities, or the TF-IDF of their
+  text; the history (target, or both domains) and for ``kg_knn`` the hops (1, 2) chosen on
+  validation. They score an item with no interaction at all;
 - ``rp3beta``, ``rp3beta_merged``: RP3beta walks (:mod:`kgrec.models.itemknn`) over the
   target interactions, or over both domains' (user -> any item -> user -> target item),
   ``(alpha, beta)`` chosen among :data:`~kgrec.models.itemknn.RP3BETA_ALPHAS` x
@@ -40,15 +44,18 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
 
 from kgrec.eval import RankingTask, evaluate, mean_metrics, metrics_of_top, ranking_task
+from kgrec.errors import KgrecError
 from kgrec.eval.ranking import rank_each
 from kgrec.graph.artifact import SOURCE, TARGET, GraphArtifact
 from kgrec.graph.views import target_only
 from kgrec.models.baselines import MF, LightGCN, Mapping, most_popular
+from kgrec.models.content import ContentKNN, entity_features, text_features
 from kgrec.models.graph import RelationalGraph
 from kgrec.models.itemknn import EASE, EASE_LAMBDAS, RP3BETA_ALPHAS, RP3BETA_BETAS, RP3beta
 from kgrec.models.paths import PathScorer
@@ -59,6 +66,8 @@ from kgrec.train.trainer import resolve_device
 
 BASELINES = ("mostpop", "bprmf", "lightgcn", "lightgcn_merged", "cmf", "emcdr", "paths", "paths_merged", "ease",
              "rp3beta", "rp3beta_merged")
+#: content baselines (new items): fitted by :func:`fit_baseline` too, benchmarked where the graph has cold items
+CONTENT_BASELINES = ("kg_knn", "text_knn")
 
 
 @dataclass
@@ -77,7 +86,7 @@ def _fit_mf(model: MF, artifact: GraphArtifact, domains: tuple[str, ...], stage:
     """BPR (or BCE) training of an MF-family model on ``domains``; early stopping on ``task`` when given."""
     n_users = int(artifact.data["user"].num_nodes)
     pairs = {d: artifact.split("train", d) for d in domains}
-    samplers = {d: NegativeSampler(p[0], p[1], artifact.items_of(d), n_users, loss.sampler) for d, p in pairs.items()}
+    samplers = {d: NegativeSampler(p[0], p[1], artifact.training_items(d), n_users, loss.sampler) for d, p in pairs.items()}
     lead = domains[-1]  # an epoch is one pass over the target's (or the only domain's) pairs
     stage = stage.for_interactions(pairs[lead].shape[1])  # at most max_steps propagations per epoch
     opt = torch.optim.Adam(model.parameters(), lr=stage.lr, weight_decay=stage.weight_decay)
@@ -152,8 +161,8 @@ def fit_baseline(name: str, artifact: GraphArtifact, stage: StageConfig, loss: L
     Raises:
         ValueError: unknown name.
     """
-    if name not in BASELINES:
-        raise ValueError(f"unknown baseline {name!r}; expected one of {', '.join(BASELINES)}")
+    if name not in BASELINES + CONTENT_BASELINES:
+        raise ValueError(f"unknown baseline {name!r}; expected one of {', '.join(BASELINES + CONTENT_BASELINES)}")
     device = resolve_device(str(device))
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -175,6 +184,8 @@ def fit_baseline(name: str, artifact: GraphArtifact, stage: StageConfig, loss: L
         return BaselineFit(name, score, pd.DataFrame(), time.perf_counter() - t0)
     if name == "ease":
         return _fit_ease(artifact, task, k, device, log, t0)
+    if name in CONTENT_BASELINES:
+        return _fit_content(name, artifact, task, k, device, log, t0)
     if name in ("rp3beta", "rp3beta_merged"):
         return _fit_rp3beta(name, artifact, task, k, device, log, t0)
     if name in ("bprmf", "cmf"):
@@ -311,4 +322,55 @@ def _fit_rp3beta(name: str, artifact: GraphArtifact, task: RankingTask, k: int, 
     log(f"{name}: chose {chosen['setting']} (valid ndcg@{k} {chosen[f'valid_ndcg@{k}']:.4f})")
     model, beta = models[chosen["alpha"]], chosen["beta"]
     score = _on_all_items(lambda us: _normalised(model.scores(us, beta), ties), items, n_items, device)
+    return BaselineFit(name, score, pd.DataFrame(rows), time.perf_counter() - t0)
+
+
+def _content_features(name: str, artifact: GraphArtifact, hops: int):
+    """The content rows of every item for ``kg_knn`` (entities, ``hops``) or ``text_knn`` (text).
+
+    Raises:
+        KgrecError: the graph has no item-entity edges (``kg_knn``) or no item text (``text_knn``).
+    """
+    n_items = int(artifact.data["item"].num_nodes)
+    if name == "text_knn":
+        texts = artifact.nodes["item"]["text"].tolist() if "text" in artifact.nodes["item"] else []
+        if not any(isinstance(t, str) and t.strip() for t in texts):
+            raise KgrecError("text_knn needs item text: give the spec's items a title/text column")
+        return text_features(texts)
+    data = artifact.data
+    links = [data[et].edge_index for et in data.edge_types if et[0] == "item" and et[2] == "entity"]
+    if not links:
+        raise KgrecError("kg_knn needs items linked to KG or attribute entities ([[links]] or [[attributes]])")
+    ie = torch.cat(links, 1).numpy()
+    kg = [data[et].edge_index for et in data.edge_types
+          if et[0] == "entity" and et[2] == "entity" and not et[1].startswith("rev_")]
+    kg = torch.cat(kg, 1).numpy() if kg else np.empty((2, 0), dtype=np.int64)
+    return entity_features((ie[0], ie[1]), (kg[0], kg[1]), n_items, int(data["entity"].num_nodes), hops)
+
+
+def _fit_content(name: str, artifact: GraphArtifact, task: RankingTask, k: int, device: torch.device,
+                 log: Callable[[str], None], t0: float) -> BaselineFit:
+    """``kg_knn`` / ``text_knn``: the history (target, both domains) and, for ``kg_knn``, the hops chosen on ``task``."""
+    n_users, n_items = int(artifact.data["user"].num_nodes), int(artifact.data["item"].num_nodes)
+    items = artifact.items_of(TARGET)
+    ties = _popularity_ties(artifact)
+    has_kg = any(et[0] == "entity" and et[2] == "entity" for et in artifact.data.edge_types)
+    hops_grid = (1, 2) if name == "kg_knn" and has_kg else (1,)
+    has_source = artifact.split("train", SOURCE).shape[1] > 0
+    rows, models = [], {}
+    for hops in hops_grid:
+        feats = _content_features(name, artifact, hops)
+        for history in (("target", "both") if has_source else ("target",)):
+            t1 = time.perf_counter()
+            domains = (TARGET,) if history == "target" else (SOURCE, TARGET)
+            pairs = torch.cat([artifact.split("train", d) for d in domains], 1)
+            model = models[(hops, history)] = ContentKNN(feats, pairs, n_users)
+            top = rank_each(lambda us, m=model: [_normalised(m.scores(us, items), ties)], task, k)[0]
+            rows.append({"model": name, "setting": f"hops={hops} history={history}", "hops": hops, "history": history,
+                         f"valid_ndcg@{k}": _valid_ndcg(top, task, k), "seconds": round(time.perf_counter() - t1, 2)})
+            log(f"{name} {rows[-1]['setting']}  valid ndcg@{k} {rows[-1][f'valid_ndcg@{k}']:.4f}")
+    chosen = rows[_chosen(rows, k)]
+    log(f"{name}: chose {chosen['setting']} (valid ndcg@{k} {chosen[f'valid_ndcg@{k}']:.4f})")
+    model = models[(chosen["hops"], chosen["history"])]
+    score = _on_all_items(lambda us: _normalised(model.scores(us, items), ties), items, n_items, device)
     return BaselineFit(name, score, pd.DataFrame(rows), time.perf_counter() - t0)

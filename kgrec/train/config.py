@@ -70,7 +70,12 @@ class StageConfig:
     an epoch costs at most ``max_steps`` propagations: linear in the edges). Where the target
     has more than ``max_steps·batch_size`` training interactions the batch grows to cover them
     in ``max_steps`` steps and the learning rate by ``lr_scaling`` of the growth
-    (:meth:`for_interactions`); ``0`` never caps (``n / batch_size`` steps, quadratic)."""
+    (:meth:`for_interactions`); ``0`` never caps (``n / batch_size`` steps, quadratic).
+
+    ``cold_items``: as ``cold_users``, for items: the share of the target's training items whose
+    interaction edges are hidden each epoch (their pairs still train; with
+    ``model.cold_item_id = "zero"`` their ID embedding goes too), so that the model learns to
+    score an item from its KG neighbours and features, as it must for new items."""
 
     epochs: int = field(default=40, metadata={"lo": 0})
     lr: float = field(default=0.005, metadata={"gt": 0.0})
@@ -78,6 +83,7 @@ class StageConfig:
     patience: int = field(default=3, metadata={"lo": 1})
     weight_decay: float = field(default=0.0, metadata={"lo": 0.0})
     cold_users: float = field(default=0.0, metadata={"lo": 0.0, "hi": 1.0})
+    cold_items: float = field(default=0.0, metadata={"lo": 0.0, "hi": 1.0})
     max_steps: int = field(default=64, metadata={"lo": 0})
     lr_scaling: str = field(default="sqrt", metadata={"choices": LR_SCALINGS})
 

@@ -52,6 +52,7 @@ from kgrec.errors import KgrecError
 from kgrec.integrity import record_files
 from kgrec.io import load_torch
 from kgrec.eval import METRICS, RankingTask, evaluate, mean_metrics, metrics_of_top, ranking_task
+from kgrec.eval.items import item_group_tasks
 from kgrec.eval.ranking import rank_each
 from kgrec.graph.artifact import INTERACTS, SOURCE, TARGET, GraphArtifact, load_graph, reverse_relation
 from kgrec.graph.views import target_only
@@ -134,7 +135,7 @@ def _batches(artifact: GraphArtifact, graph: RelationalGraph, domains: tuple[str
     for dom in domains:
         p = artifact.split("train", dom)
         pairs[dom] = p
-        samplers[dom] = NegativeSampler(p[0], p[1], artifact.items_of(dom), num_users, config.loss.sampler)
+        samplers[dom] = NegativeSampler(p[0], p[1], artifact.training_items(dom), num_users, config.loss.sampler)
     interaction = {INTERACTS[SOURCE][1], INTERACTS[TARGET][1]}
     is_kg = torch.tensor([not rev and rel not in interaction
                           for rev, (_, rel, _) in zip(graph.reverse.tolist(), graph.relations)], dtype=torch.bool)
@@ -198,6 +199,21 @@ def hide_target_edges(graph: RelationalGraph, users: Tensor, share: float, gen: 
     return graph.keep_edges(~(is_target & touches))
 
 
+def hide_item_edges(graph: RelationalGraph, items: Tensor, share: float, gen: torch.Generator) -> RelationalGraph:
+    """``graph`` without the interaction edges (either domain, both directions) of a random ``share`` of
+    ``items`` (type-local ids): simulated new items for one epoch."""
+    rels = [r for r, (_, rel, _) in enumerate(graph.relations) if "interacts_" in rel]
+    if share <= 0 or not rels or len(items) == 0:
+        return graph
+    chosen = items[torch.randperm(len(items), generator=gen)[:round(share * len(items))]]
+    hidden = torch.zeros(graph.num_nodes, dtype=torch.bool)
+    hidden[chosen + graph.offsets["item"]] = True
+    hidden = hidden.to(graph.device)
+    is_interaction = torch.isin(graph.edge_type, torch.tensor(rels, device=graph.device))
+    touches = hidden[graph.edge_index[0]] | hidden[graph.edge_index[1]]
+    return graph.keep_edges(~(is_interaction & touches))
+
+
 def _train_epoch(stage: str, epoch: int, model: TransferModel, graph: RelationalGraph, data: _Batches,
                  config: TrainConfig, cfg: StageConfig, opt: torch.optim.Optimizer, gen: torch.Generator,
                  progress: bool) -> dict[str, float]:
@@ -205,6 +221,8 @@ def _train_epoch(stage: str, epoch: int, model: TransferModel, graph: Relational
     target = data.pairs[TARGET]
     if cfg.cold_users > 0:
         graph = hide_target_edges(graph, target[0].unique(), cfg.cold_users, gen)
+    if cfg.cold_items > 0:
+        graph = hide_item_edges(graph, target[1].unique(), cfg.cold_items, gen)
     n = target.shape[1]
     perm = torch.randperm(n, generator=gen)
     steps = max(1, math.ceil(n / cfg.batch_size))
@@ -623,6 +641,9 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
         valid_m = mean_metrics(validate(model, final_graph, valid, ks, config.eval.memory_mb))
     test_m = (mean_metrics(validate(model, final_graph, test, ks, config.eval.memory_mb, paths, path_weight))
               if len(test.users) else {})
+    test_items = {kind: {"users": len(sub.users), "candidates": len(sub.items),
+                         **mean_metrics(validate(model, final_graph, sub, ks, config.eval.memory_mb, paths, path_weight))}
+                  for kind, sub in item_group_tasks(artifact, test).items()}  # item cold start: kgrec.eval.items
     _save_checkpoint(out / "model.pt", {
         "state_dict": model.state_dict(), "model_config": asdict(config.model), "sizes": merged.sizes,
         "num_relations": merged.num_relations, "relations": merged.relations,
@@ -634,7 +655,8 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
     results = {"valid": valid_m, "test": test_m, "valid_users": len(valid.users), "test_users": len(test.users),
                "metrics": list(METRICS), "ks": list(ks), "path_graph": path_graph,
                "path_weight": path_weight, "path_filter": _filter_dict(paths), "path_filter_valid": filters,
-               "path_weight_valid": {view: {str(w): v for w, v in by.items()} for view, by in path_valid.items()}}
+               "path_weight_valid": {view: {str(w): v for w, v in by.items()} for view, by in path_valid.items()},
+               **({"test_items": test_items} if test_items else {})}
     with atomic_file(out / "results.json") as f:
         json.dump(results, f, indent=2)
     run = {"mode": config.mode, "seed": config.seed, "device": str(device), "graph": config.graph,
@@ -642,6 +664,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
            "seconds": round(time.time() - started, 1)}
     write_run_record(out, run, artifact.manifest.get("checksum"))
     log(f"{config.mode}: valid ndcg@{config.eval.k} {valid_m[f'ndcg@{config.eval.k}']:.4f}"
-        + (f", test ndcg@{config.eval.k} {test_m[f'ndcg@{config.eval.k}']:.4f}" if test_m else "") + f"  -> {out}")
+        + (f", test ndcg@{config.eval.k} {test_m[f'ndcg@{config.eval.k}']:.4f}" if test_m else "")
+        + "".join(f", {kind} items {m[key]:.4f}" for kind, m in test_items.items()) + f"  -> {out}")
     return TrainResult(out, valid_m, test_m, pd.DataFrame(history), model, final_graph, paths, path_weight,
                        path_graph)
