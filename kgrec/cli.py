@@ -172,8 +172,19 @@ def _train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     log = (lambda _m: None) if args.quiet else (lambda m: tqdm.write(m, file=sys.stderr))
-    result = train(cfg, out, resume=args.resume, overwrite=args.overwrite,
-                   progress=not args.quiet and sys.stderr.isatty(), log=log)
+    from kgrec.train.distributed import init_from_env, is_lost_rank, lost_rank_message, shutdown
+    world = init_from_env(cfg.device)  # one process unless torchrun started this one
+    try:
+        result = train(cfg, out, resume=args.resume, overwrite=args.overwrite,
+                       progress=not args.quiet and sys.stderr.isatty(), log=log, world=world)
+    except RuntimeError as e:
+        if world.size > 1 and is_lost_rank(e):
+            raise KgrecError(lost_rank_message(world, e)) from None
+        raise
+    finally:
+        shutdown(world)
+    if not world.is_main:
+        return 0
     k = cfg.eval.k
     print(json.dumps({"run": str(result.run_dir), "valid": {m: round(v, 5) for m, v in result.valid.items()
                                                             if m.endswith(f"@{k}")},
