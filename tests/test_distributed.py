@@ -47,9 +47,15 @@ def test_shares_of_a_batch_cover_it_once_in_order():
     assert SINGLE.share(7) == slice(0, 7)
 
 
+#: shares of unequal length (5 pairs, 7 KG triples a batch on 2 ranks), and the terms rank 0 computes
+#: whole (adversarial alignment: the discriminator has no gradient on rank 1; the contrastive loss)
+UNEVEN = {"pretrain.batch_size": 5, "finetune.batch_size": 5, "loss.kg_batch_size": 7,
+          "loss.align": "adversarial", "loss.cl_weight": 0.1}
+
+
 def test_two_gloo_processes_score_what_one_process_scores(artifact_dir, tmp_path):
-    one = one_process(artifact_dir, tmp_path / "one")
-    sets = [a for k, v in SMALL.items() for a in ("--set", f"{k}={v}")]
+    one = one_process(artifact_dir, tmp_path / "one", **UNEVEN)
+    sets = [a for k, v in {**SMALL, **UNEVEN}.items() for a in ("--set", f"{k}={v}")]
     done = torchrun("-m", "kgrec", "train", "--graph", str(artifact_dir), "--out", str(tmp_path / "two"), *sets)
     assert done.returncode == 0, done.stderr[-2000:]
     printed = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
