@@ -253,7 +253,8 @@ def _train_epoch(stage: str, epoch: int, model: TransferModel, graph: Relational
             loss = loss + lc.source_weight * loss_s
             if lc.align != "none" and lc.align_weight > 0:
                 if world.size > 1 and whole:  # the whole batch's positives, not this rank's share
-                    h_items, src_items = (h[(p + graph.offsets["item"]).to(h.device)] for p in (target[1, idx], src[1, j]))
+                    off = graph.offsets["item"]
+                    h_items, src_items = (h[(p + off).to(h.device)] for p in (target[1, idx], src[1, j]))
                 parts["align"] = ((mmd(src_items, h_items) if lc.align == "mmd"
                                    else adversarial_loss(model.discriminator, src_items, h_items)) if whole
                                   else torch.zeros((), device=h.device))
