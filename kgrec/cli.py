@@ -196,8 +196,19 @@ def _train(args: argparse.Namespace) -> int:
         raise KgrecError("give a config file or --graph DIR (a graph artifact built by 'kgrec build')")
     cfg = make_config(args.config, overrides)
     out = args.out or Path("runs") / f"{Path(cfg.graph).name}-{cfg.mode}-seed{cfg.seed}"
-    result = train(cfg, out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
-                   log=_log(args))
+    from kgrec.train.distributed import init_from_env, is_lost_rank, lost_rank_message, shutdown
+    world = init_from_env(cfg.device)  # one process unless torchrun started this one
+    try:
+        result = train(cfg, out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
+                       log=_log(args) if world.is_main else (lambda _m: None), world=world)
+    except RuntimeError as e:
+        if world.size > 1 and is_lost_rank(e):
+            raise KgrecError(lost_rank_message(world, e)) from None
+        raise
+    finally:
+        shutdown(world)
+    if not world.is_main:
+        return 0
     k = cfg.eval.k
     print(json.dumps({"run": str(result.run_dir), "valid": {m: round(v, 5) for m, v in result.valid.items()
                                                             if m.endswith(f"@{k}")},

@@ -65,6 +65,7 @@ from kgrec.models.paths import (FILTER_ALPHAS, FILTER_BETAS, PATH_WEIGHTS, PathS
                                 item_walks_state)
 from kgrec.train.budget import check_memory
 from kgrec.train.config import DEVICE, StageConfig, TrainConfig, to_toml
+from kgrec.train.distributed import SINGLE, World
 from kgrec.train.losses import RANKING_LOSSES, adversarial_loss, info_nce, kg_loss, l2_penalty, mmd
 from kgrec.graph.negatives import NegativeSampler
 
@@ -167,10 +168,15 @@ def _trainable(model: TransferModel, stage: str, config: TrainConfig) -> list[to
 
 
 def _interaction_loss(model: TransferModel, h: Tensor, domain: str, users: Tensor, pos: Tensor,
-                      data: _Batches, graph: RelationalGraph, config: TrainConfig, gen: torch.Generator):
-    """Ranking loss of a batch of (user, positive) pairs of ``domain`` against sampled negatives;
-    also returns the flat node rows it touched (for L2 and alignment)."""
+                      data: _Batches, graph: RelationalGraph, config: TrainConfig, gen: torch.Generator,
+                      part: slice = slice(None)):
+    """Ranking loss of the ``part`` of a batch of (user, positive) pairs of ``domain`` against sampled
+    negatives; also returns the flat node rows it touched (for L2) and the positives' embeddings
+    (for alignment). Negatives are drawn for the whole batch, so ``gen`` advances as on one process."""
     neg = data.samplers[domain].sample(users, config.loss.negatives, gen)
+    users, pos, neg = users[part], pos[part], neg[part]
+    if len(users) == 0:  # this rank's share of a batch smaller than the world
+        return h[:0].sum(), torch.empty(0, dtype=torch.long, device=h.device), h[:0]
     b, k = neg.shape
     rows = torch.cat([users + graph.offsets["user"], pos + graph.offsets["item"],
                       neg.reshape(-1) + graph.offsets["item"]]).to(h.device)
@@ -214,9 +220,13 @@ def hide_item_edges(graph: RelationalGraph, items: Tensor, share: float, gen: to
     return graph.keep_edges(~(is_interaction & touches))
 
 
+#: the loss parts a step may have, in the order they are summed over the ranks
+_PARTS = ("target", "source", "align", "kg", "cl", "l2")
+
+
 def _train_epoch(stage: str, epoch: int, model: TransferModel, graph: RelationalGraph, data: _Batches,
                  config: TrainConfig, cfg: StageConfig, opt: torch.optim.Optimizer, gen: torch.Generator,
-                 progress: bool) -> dict[str, float]:
+                 progress: bool, world: World = SINGLE) -> dict[str, float]:
     lc = config.loss
     target = data.pairs[TARGET]
     if cfg.cold_users > 0:
@@ -235,41 +245,58 @@ def _train_epoch(stage: str, epoch: int, model: TransferModel, graph: Relational
     sums: dict[str, float] = defaultdict(float)
     use_cl = lc.cl_weight > 0 and not frozen
     users_rows, items_rows = graph.node_slice("user"), graph.node_slice("item")
+    params = [p for p in model.parameters() if p.requires_grad]
     for s in progress_bar(range(steps), desc=f"{stage} epoch {epoch}", enabled=progress):
         idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+        # this rank scores its share of the global batch; a mean over the share, weighted by
+        # share/batch, sums over the ranks to the one-process mean (kgrec.train.distributed)
+        part = world.share(len(idx))
+        w = (part.stop - part.start) / len(idx)
+        whole = world.is_main  # rank 0 alone computes the terms that are not a mean over pairs
         if frozen:
             h, h0 = fixed, None
         else:
             enc = model.encoder(graph, noise=lc.cl_noise if use_cl else 0.0)
             h, h0 = enc.h, enc.h0
         loss_t, rows, h_items = _interaction_loss(model, h, TARGET, target[0, idx], target[1, idx], data, graph,
-                                                  config, gen)
+                                                  config, gen, part)
+        loss_t = w * loss_t
         parts = {"target": loss_t}
-        anchors = [rows[:2 * len(idx)]]  # the batch's users and positive items
+        anchors = [torch.cat([target[0, idx] + graph.offsets["user"], target[1, idx] + graph.offsets["item"]])]
         loss = (lc.target_weight if stage == "pretrain" else 1.0) * loss_t
         if stage == "pretrain":
             src = data.pairs[SOURCE]
             j = torch.randint(src.shape[1], (len(idx),), generator=gen)
             loss_s, src_rows, src_items = _interaction_loss(model, h, SOURCE, src[0, j], src[1, j], data, graph,
-                                                            config, gen)
+                                                            config, gen, part)
+            loss_s = w * loss_s
             parts["source"] = loss_s
             loss = loss + lc.source_weight * loss_s
             if lc.align != "none" and lc.align_weight > 0:
-                parts["align"] = (mmd(src_items, h_items) if lc.align == "mmd"
-                                  else adversarial_loss(model.discriminator, src_items, h_items))
+                if world.size > 1 and whole:  # the whole batch's positives, not this rank's share
+                    off = graph.offsets["item"]
+                    h_items, src_items = (h[(p + off).to(h.device)] for p in (target[1, idx], src[1, j]))
+                parts["align"] = ((mmd(src_items, h_items) if lc.align == "mmd"
+                                   else adversarial_loss(model.discriminator, src_items, h_items)) if whole
+                                  else torch.zeros((), device=h.device))
                 loss = loss + lc.align_weight * parts["align"]
             rows = torch.cat([rows, src_rows])
-            anchors.append(src_rows[:2 * len(idx)])
+            anchors.append(torch.cat([src[0, j] + graph.offsets["user"], src[1, j] + graph.offsets["item"]]))
         if use_kg:
             t = torch.randint(data.kg.shape[1], (min(lc.kg_batch_size, data.kg.shape[1]),), generator=gen)
             head_n, rel, tail = data.kg[:, t]
             tail_neg = data.kg_tail_offset[rel] + (torch.rand(len(t), generator=gen) * data.kg_tail_size[rel]).long()
-            e = h[torch.cat([head_n, tail, tail_neg]).to(h.device)].view(3, len(t), -1)
-            parts["kg"] = kg_loss(e[0], model.kg_relations(rel.to(h.device)), e[1], e[2], lc.kg_loss)
+            mine = world.share(len(t))
+            head_n, rel, tail, tail_neg = head_n[mine], rel[mine], tail[mine], tail_neg[mine]
+            e = h[torch.cat([head_n, tail, tail_neg]).to(h.device)].view(3, len(head_n), -1)
+            parts["kg"] = (len(head_n) / len(t)) * kg_loss(e[0], model.kg_relations(rel.to(h.device)), e[1], e[2],
+                                                           lc.kg_loss) if len(head_n) else h[:0].sum()
             loss = loss + lc.kg_weight * parts["kg"]
-        if use_cl:
+        if use_cl and not whole:
+            parts["cl"] = torch.zeros((), device=h.device)
+        elif use_cl:
             # XSimGCL: the final (perturbed) embeddings against one perturbed layer's, per distinct node
-            nodes = torch.cat(anchors).unique()
+            nodes = torch.cat(anchors).to(h.device).unique()
             view = enc.hidden[lc.cl_layer - 1]
             users = nodes[(nodes >= users_rows.start) & (nodes < users_rows.stop)]
             items = nodes[(nodes >= items_rows.start) & (nodes < items_rows.stop)]
@@ -281,11 +308,15 @@ def _train_epoch(stage: str, epoch: int, model: TransferModel, graph: Relational
             parts["l2"] = l2_penalty(h0, rows, batch_size=len(idx))
             loss = loss + lc.l2 * parts["l2"]
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        if loss.requires_grad:  # not when this rank's share is empty and the encoder frozen
+            loss.backward()
+        names = ["loss"] + [f"loss_{k}" for k in _PARTS]
+        values = world.sum_gradients(params, torch.stack([loss.detach().float().cpu()] + [
+            parts[k].detach().float().cpu() if k in parts else torch.zeros(()) for k in _PARTS]))
         opt.step()
-        sums["loss"] += loss.item()
-        for k, v in parts.items():
-            sums[f"loss_{k}"] += v.item()
+        for k, v in zip(names, values.tolist()):
+            if k == "loss" or k[5:] in parts:
+                sums[k] += v
     return {k: v / steps for k, v in sums.items()}
 
 
@@ -318,12 +349,16 @@ def _memory(model: TransferModel, h: Tensor, memory_mb: int) -> int:
 
 @torch.no_grad()
 def validate(model: TransferModel, graph: RelationalGraph, task: RankingTask, ks: tuple[int, ...],
-             memory_mb: int = 256, paths: PathScorer | None = None, path_weight: float = 0.0) -> dict[str, Tensor]:
-    """Per-user full-ranking metrics of ``model`` on ``task`` (eval mode, no gradients)."""
+             memory_mb: int = 256, paths: PathScorer | None = None, path_weight: float = 0.0,
+             world: World = SINGLE) -> dict[str, Tensor]:
+    """Per-user full-ranking metrics of ``model`` on ``task`` (eval mode, no gradients); under
+    torchrun each rank ranks its share of the users and every rank gets all the metrics."""
     h = _embeddings(model, graph)
     walks = paths.batch_bytes(task.items) if paths is not None and path_weight else 0
-    return evaluate(score_function(model, h, graph, task, paths, path_weight), task, ks,
-                    _memory(model, h, memory_mb), h.device, walks)
+    score = score_function(model, h, graph, task, paths, path_weight)
+    top = world.rank_each(lambda users: [score(users)], task, max(ks), _memory(model, h, memory_mb), h.device,
+                          user_bytes=walks)[0]
+    return metrics_of_top(top, task, ks)
 
 
 def walk_graphs(config: TrainConfig, artifact: GraphArtifact, merged: RelationalGraph,
@@ -345,7 +380,8 @@ def walk_graphs(config: TrainConfig, artifact: GraphArtifact, merged: Relational
 
 @torch.no_grad()
 def choose_path_weight(model: TransferModel, graph: RelationalGraph, paths: PathScorer, task: RankingTask,
-                       ks: tuple[int, ...], k: int, memory_mb: int = 256) -> tuple[float, dict[float, dict[str, float]]]:
+                       ks: tuple[int, ...], k: int, memory_mb: int = 256,
+                       world: World = SINGLE) -> tuple[float, dict[float, dict[str, float]]]:
     """The blend weight of :data:`PATH_WEIGHTS` with the best mean NDCG@``k`` on ``task`` (the
     smaller on a tie), and every weight's mean metrics at ``ks``; path scores are computed once
     per user batch."""
@@ -355,9 +391,9 @@ def choose_path_weight(model: TransferModel, graph: RelationalGraph, paths: Path
     def every_weight(users: Tensor) -> list[Tensor]:
         e, p = embedding(users), paths.scores(users, task.items)
         return blends(e, p, PATH_WEIGHTS)
-    tops = rank_each(every_weight, task, max(ks), _memory(model, h, memory_mb), h.device,
-                     matrices=len(PATH_WEIGHTS) + 3,  # the blends, both parts, one being masked
-                     user_bytes=paths.batch_bytes(task.items))
+    tops = world.rank_each(every_weight, task, max(ks), _memory(model, h, memory_mb), h.device,
+                           matrices=len(PATH_WEIGHTS) + 3,  # the blends, both parts, one being masked
+                           user_bytes=paths.batch_bytes(task.items))
     scores = {w: mean_metrics(metrics_of_top(top, task, ks)) for w, top in zip(PATH_WEIGHTS, tops)}
     best = max(PATH_WEIGHTS, key=lambda w: (scores[w][f"ndcg@{k}"], -w))
     return best, scores
@@ -373,7 +409,7 @@ def _filter_dict(paths: PathScorer | None) -> dict:
 
 @torch.no_grad()
 def choose_filter(graph: RelationalGraph, hops: int, default_alpha: float, task: RankingTask, k: int,
-                  memory_mb: int = 256) -> tuple[PathScorer, dict[str, float]]:
+                  memory_mb: int = 256, world: World = SINGLE) -> tuple[PathScorer, dict[str, float]]:
     """The walk filter with the best NDCG@``k`` on ``task`` by its own scores: the default walk at
     ``default_alpha``, or RP3beta at each ``alpha`` of :data:`FILTER_ALPHAS` and ``beta`` of
     :data:`FILTER_BETAS` (one walk per alpha; a tie keeps the earlier). Returns the scorer and
@@ -386,8 +422,8 @@ def choose_filter(graph: RelationalGraph, hops: int, default_alpha: float, task:
         def every_beta(users: Tensor) -> list[Tensor]:
             walks = scorer.scores(users, task.items)
             return [walks if p is None else walks * p for p in penalty]
-        tops = rank_each(every_beta, task, k, memory_mb, graph.device, matrices=len(betas) + 1,
-                         user_bytes=scorer.batch_bytes(task.items))
+        tops = world.rank_each(every_beta, task, k, memory_mb, graph.device, matrices=len(betas) + 1,
+                               user_bytes=scorer.batch_bytes(task.items))
         for b, top in zip(betas, tops):
             name = "default" if b is None else f"rp3 a={alpha:g} b={b:g}"
             scores[name] = mean_metrics(metrics_of_top(top, task, (k,)))[f"ndcg@{k}"]
@@ -416,7 +452,8 @@ def _write_history(out: Path, rows: list[dict]) -> None:
 def _run_stage(stage: str, cfg: StageConfig, model: TransferModel, graph: RelationalGraph, data: _Batches,
                config: TrainConfig, task: RankingTask, out: Path, gen: torch.Generator, writer, history: list[dict],
                resume: bool, progress: bool, log: Callable[[str], None],
-               on_epoch: Callable[[int, float], None] | None = None, graph_checksum: str | None = None) -> dict:
+               on_epoch: Callable[[int, float], None] | None = None, graph_checksum: str | None = None,
+               world: World = SINGLE) -> dict:
     ckpt = out / "checkpoints" / f"{stage}.pt"
     n = data.pairs[TARGET].shape[1]
     if cfg.for_interactions(n) != cfg:
@@ -447,7 +484,7 @@ def _run_stage(stage: str, cfg: StageConfig, model: TransferModel, graph: Relati
         log(f"{stage}: resumed after epoch {st['epoch']}" + (" (stage finished)" if st["done"] else ""))
     elif stage == "finetune":
         # the pre-trained model is the score to beat: fine-tuning can only improve on it
-        m = mean_metrics(validate(model, graph, task, config.eval.ks, config.eval.memory_mb))
+        m = mean_metrics(validate(model, graph, task, config.eval.ks, config.eval.memory_mb, world=world))
         st.update(best=m[key], best_state=copy.deepcopy(model.state_dict()))
         st["rows"].append({"stage": stage, "epoch": 0, **{f"valid_{k}": v for k, v in m.items()}})
     history += st["rows"]
@@ -456,9 +493,9 @@ def _run_stage(stage: str, cfg: StageConfig, model: TransferModel, graph: Relati
             break
         t0 = time.perf_counter()
         model.train()
-        losses = _train_epoch(stage, epoch, model, graph, data, config, cfg, opt, gen, progress)
+        losses = _train_epoch(stage, epoch, model, graph, data, config, cfg, opt, gen, progress, world)
         train_s = time.perf_counter() - t0
-        m = mean_metrics(validate(model, graph, task, config.eval.ks, config.eval.memory_mb))
+        m = mean_metrics(validate(model, graph, task, config.eval.ks, config.eval.memory_mb, world=world))
         better = m[key] > st["best"]
         if better:
             st.update(best=m[key], best_epoch=epoch, best_state=copy.deepcopy(model.state_dict()), bad=0)
@@ -470,17 +507,20 @@ def _run_stage(stage: str, cfg: StageConfig, model: TransferModel, graph: Relati
         st["epoch_s"].append(train_s)
         history.append(row)
         step = {"pretrain": 0, "finetune": 10_000, "target_only": 0}[stage] + epoch
-        for k, v in row.items():
-            if isinstance(v, float):
-                writer.add_scalar(f"{stage}/{k}", v, step)
-        writer.flush()
-        _write_history(out, history)
+        if world.is_main:  # rank 0 alone writes the run directory
+            for k, v in row.items():
+                if isinstance(v, float):
+                    writer.add_scalar(f"{stage}/{k}", v, step)
+            writer.flush()
+            _write_history(out, history)
         log(f"{stage} epoch {epoch:>3}  loss {losses['loss']:.4f}  valid {key} {m[key]:.4f}"
             f"  recall@{config.eval.k} {m[f'recall@{config.eval.k}']:.4f}  {train_s:.1f}s" + ("  *" if better else ""))
         st["epoch"] = epoch
         st["done"] = st["bad"] >= cfg.patience or epoch == cfg.epochs
-        _save_checkpoint(ckpt, {"model": model.state_dict(), "optimizer": opt.state_dict(), "rng": torch.get_rng_state(),
-                                "generator": gen.get_state(), "stage": st, "graph_checksum": graph_checksum})
+        if world.is_main:
+            _save_checkpoint(ckpt, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                    "rng": torch.get_rng_state(), "generator": gen.get_state(), "stage": st,
+                                    "graph_checksum": graph_checksum})
         if on_epoch is not None:
             on_epoch(sum(1 for r in history if r["epoch"] > 0), m[key])
     if not st["done"]:  # zero epochs configured, or resumed a finished stage
@@ -540,7 +580,8 @@ def is_run_dir(path: Path) -> bool:
 
 def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False,
           progress: bool = True, log: Callable[[str], None] = print, artifact: GraphArtifact | None = None,
-          init: dict | None = None, on_epoch: Callable[[int, float], None] | None = None) -> TrainResult:
+          init: dict | None = None, on_epoch: Callable[[int, float], None] | None = None,
+          world: World = SINGLE) -> TrainResult:
     """Train one run (transfer or target-only, per ``config.mode``) into ``out``.
 
     Args:
@@ -555,6 +596,8 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
         on_epoch: called after every training epoch with the epochs trained so far, over all stages
             (1, 2, ...), and that epoch's validation NDCG@k; it may raise to stop the run (``kgrec tune``
             prunes a trial so), after the epoch's checkpoint is written.
+        world: this process's rank under torchrun (:func:`kgrec.train.distributed.init_from_env`); every
+            rank calls ``train`` alike, rank 0 alone writes ``out`` and logs, and all return the same result.
 
     Raises:
         KgrecError: ``out`` holds another run, the graph is unusable, or the device is unavailable.
@@ -562,9 +605,11 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
     out = Path(out)
     config = dataclasses.replace(config, graph=str(Path(config.graph).resolve()))
     replace_out = False
+    if not world.is_main:
+        log, progress = (lambda _m: None), False
     if resume:
         check_writable(out / "config.toml")
-    else:
+    elif world.is_main:
         replace_out = check_output(out, overwrite=overwrite, ours=is_run_dir, what="run directory", empty_ok=True,
                                hint="pass resume=True (--resume) to continue it or overwrite=True (--overwrite) "
                                     "to replace it")
@@ -573,7 +618,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
         saved = load_config(out / "config.toml")
         if to_toml(saved) != to_toml(config):
             raise KgrecError(f"{out} was started with another config ({out / 'config.toml'}); resume needs the same one")
-    device = resolve_device(config.device)
+    device = resolve_device(world.device(config.device))
     started = time.time()
     artifact = artifact if artifact is not None else load_graph(config.graph)
     check_memory(config, {t: int(artifact.data[t].num_nodes) for t in artifact.data.node_types}, device)
@@ -595,11 +640,13 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
                           discriminator=config.loss.align == "adversarial").to(device)
     if init is not None:
         model.load_state_dict(init)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_file(out / "config.toml") as f:
-        f.write(to_toml(config))
-    from torch.utils.tensorboard import SummaryWriter
-    writer = SummaryWriter(str(out / "events"))
+    writer = None
+    if world.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_file(out / "config.toml") as f:
+            f.write(to_toml(config))
+        from torch.utils.tensorboard import SummaryWriter
+        writer = SummaryWriter(str(out / "events"))
     history: list[dict] = []
     summary: dict[str, dict] = {}
     if config.mode == "transfer":
@@ -614,9 +661,10 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
     try:
         for stage, cfg, graph in stages:
             summary[stage] = _run_stage(stage, cfg, model, graph, data, config, valid, out, gen, writer, history,
-                                        resume, progress, log, on_epoch, artifact.manifest.get("checksum"))
+                                        resume, progress, log, on_epoch, artifact.manifest.get("checksum"), world)
     finally:  # on_epoch may raise
-        writer.close()
+        if writer is not None:
+            writer.close()
     final_graph = stages[-1][2]
     ks = config.eval.ks
     paths, path_graph, path_weight, path_valid, filters = None, "", 0.0, {}, {}
@@ -625,9 +673,9 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
         best = -1.0
         for view, walked in walk_graphs(config, artifact, merged, final_graph).items():
             scorer, filters[view] = choose_filter(walked, config.model.path_hops, config.model.path_alpha, valid,
-                                                  config.eval.k, config.eval.memory_mb)
+                                                  config.eval.k, config.eval.memory_mb, world)
             weight, by_weight = choose_path_weight(model, final_graph, scorer, valid, ks, config.eval.k,
-                                                   config.eval.memory_mb)
+                                                   config.eval.memory_mb, world)
             path_valid[view] = {w: m[key] for w, m in by_weight.items()}
             if by_weight[weight][key] > best:  # a tie keeps the first: merged before target
                 best, paths, path_graph, path_weight = by_weight[weight][key], scorer, view, weight
@@ -638,31 +686,33 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
             + "; ".join(f"{view}: " + ", ".join(f"{w}: {v:.4f}" for w, v in by.items())
                         for view, by in path_valid.items()) + f" {key})")
     else:
-        valid_m = mean_metrics(validate(model, final_graph, valid, ks, config.eval.memory_mb))
-    test_m = (mean_metrics(validate(model, final_graph, test, ks, config.eval.memory_mb, paths, path_weight))
+        valid_m = mean_metrics(validate(model, final_graph, valid, ks, config.eval.memory_mb, world=world))
+    test_m = (mean_metrics(validate(model, final_graph, test, ks, config.eval.memory_mb, paths, path_weight, world))
               if len(test.users) else {})
     test_items = {kind: {"users": len(sub.users), "candidates": len(sub.items),
-                         **mean_metrics(validate(model, final_graph, sub, ks, config.eval.memory_mb, paths, path_weight))}
+                         **mean_metrics(validate(model, final_graph, sub, ks, config.eval.memory_mb, paths, path_weight, world))}
                   for kind, sub in item_group_tasks(artifact, test).items()}  # item cold start: kgrec.eval.items
-    _save_checkpoint(out / "model.pt", {
-        "state_dict": model.state_dict(), "model_config": asdict(config.model), "sizes": merged.sizes,
-        "num_relations": merged.num_relations, "relations": merged.relations,
-        "feature_dims": {t: int(getattr(model.encoder, f"features_{t}").shape[1]) for t in model.encoder.projections},
-        "discriminator": model.discriminator is not None, "graph_view": "merged" if final_graph is merged else "target_only",
-        "path_graph": path_graph, "path_weight": path_weight, "path_filter": _filter_dict(paths)})
-    if paths is not None and path_weight:  # what recommend and evaluate would otherwise recompute
-        _save_checkpoint(out / "paths.pt", item_walks_state(paths, valid.items, path_graph))
-    results = {"valid": valid_m, "test": test_m, "valid_users": len(valid.users), "test_users": len(test.users),
-               "metrics": list(METRICS), "ks": list(ks), "path_graph": path_graph,
-               "path_weight": path_weight, "path_filter": _filter_dict(paths), "path_filter_valid": filters,
-               "path_weight_valid": {view: {str(w): v for w, v in by.items()} for view, by in path_valid.items()},
-               **({"test_items": test_items} if test_items else {})}
-    with atomic_file(out / "results.json") as f:
-        json.dump(results, f, indent=2)
-    run = {"mode": config.mode, "seed": config.seed, "device": str(device), "graph": config.graph,
-           "graph_name": artifact.manifest.get("name"), "versions": _versions(), "stages": summary,
-           "seconds": round(time.time() - started, 1)}
-    write_run_record(out, run, artifact.manifest.get("checksum"))
+    if world.is_main:  # rank 0 alone writes the run directory
+        _save_checkpoint(out / "model.pt", {
+            "state_dict": model.state_dict(), "model_config": asdict(config.model), "sizes": merged.sizes,
+            "num_relations": merged.num_relations, "relations": merged.relations,
+            "feature_dims": {t: int(getattr(model.encoder, f"features_{t}").shape[1]) for t in model.encoder.projections},
+            "discriminator": model.discriminator is not None, "graph_view": "merged" if final_graph is merged else "target_only",
+            "path_graph": path_graph, "path_weight": path_weight, "path_filter": _filter_dict(paths)})
+        if paths is not None and path_weight:  # what recommend and evaluate would otherwise recompute
+            _save_checkpoint(out / "paths.pt", item_walks_state(paths, valid.items, path_graph))
+        results = {"valid": valid_m, "test": test_m, "valid_users": len(valid.users), "test_users": len(test.users),
+                   "metrics": list(METRICS), "ks": list(ks), "path_graph": path_graph,
+                   "path_weight": path_weight, "path_filter": _filter_dict(paths), "path_filter_valid": filters,
+                   "path_weight_valid": {view: {str(w): v for w, v in by.items()} for view, by in path_valid.items()},
+                   **({"test_items": test_items} if test_items else {})}
+        with atomic_file(out / "results.json") as f:
+            json.dump(results, f, indent=2)
+        run = {"mode": config.mode, "seed": config.seed, "device": str(device), "graph": config.graph,
+               "graph_name": artifact.manifest.get("name"), "versions": _versions(), "stages": summary,
+               "world_size": world.size, "backend": world.backend or None,
+               "seconds": round(time.time() - started, 1)}
+        write_run_record(out, run, artifact.manifest.get("checksum"))
     log(f"{config.mode}: valid ndcg@{config.eval.k} {valid_m[f'ndcg@{config.eval.k}']:.4f}"
         + (f", test ndcg@{config.eval.k} {test_m[f'ndcg@{config.eval.k}']:.4f}" if test_m else "")
         + "".join(f", {kind} items {m[key]:.4f}" for kind, m in test_items.items()) + f"  -> {out}")
