@@ -9,7 +9,6 @@ fails its checksum is never left in the cache.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import urllib.request
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from kgrec.data._checksums import CHECKSUMS
 from kgrec.errors import DownloadError
+from kgrec.integrity import sha256_file
 
 DATA_DIR_ENV = "KGREC_DATA_DIR"
 CACHE_DIR_ENV = "KGREC_CACHE_DIR"
@@ -111,11 +111,7 @@ def data_dir() -> Path:
 
 def sha256(path: str | Path) -> str:
     """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def get_dataset(name: str) -> Dataset:

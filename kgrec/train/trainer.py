@@ -193,31 +193,28 @@ def hide_target_edges(graph: RelationalGraph, users: Tensor, share: float, gen: 
     ``users`` (type-local ids): simulated cold-start users for one epoch."""
     s, rel, d = INTERACTS[TARGET]
     names = {(s, rel, d), (d, reverse_relation(rel), s)}
-    rels = [r for r, t in enumerate(graph.relations) if t in names]
-    if share <= 0 or not rels or len(users) == 0:
-        return graph
-    chosen = users[torch.randperm(len(users), generator=gen)[:round(share * len(users))]]
-    hidden = torch.zeros(graph.num_nodes, dtype=torch.bool)
-    hidden[chosen + graph.offsets["user"]] = True
-    hidden = hidden.to(graph.device)
-    is_target = torch.isin(graph.edge_type, torch.tensor(rels, device=graph.device))
-    touches = hidden[graph.edge_index[0]] | hidden[graph.edge_index[1]]
-    return graph.keep_edges(~(is_target & touches))
+    return _hide_edges(graph, [r for r, t in enumerate(graph.relations) if t in names], "user", users, share, gen)
 
 
 def hide_item_edges(graph: RelationalGraph, items: Tensor, share: float, gen: torch.Generator) -> RelationalGraph:
     """``graph`` without the interaction edges (either domain, both directions) of a random ``share`` of
     ``items`` (type-local ids): simulated new items for one epoch."""
     rels = [r for r, (_, rel, _) in enumerate(graph.relations) if "interacts_" in rel]
-    if share <= 0 or not rels or len(items) == 0:
+    return _hide_edges(graph, rels, "item", items, share, gen)
+
+
+def _hide_edges(graph: RelationalGraph, rels: list[int], node_type: str, nodes: Tensor, share: float,
+                gen: torch.Generator) -> RelationalGraph:
+    """``graph`` without the edges of relations ``rels`` that touch a random ``share`` of ``nodes``."""
+    if share <= 0 or not rels or len(nodes) == 0:
         return graph
-    chosen = items[torch.randperm(len(items), generator=gen)[:round(share * len(items))]]
+    chosen = nodes[torch.randperm(len(nodes), generator=gen)[:round(share * len(nodes))]]
     hidden = torch.zeros(graph.num_nodes, dtype=torch.bool)
-    hidden[chosen + graph.offsets["item"]] = True
+    hidden[chosen + graph.offsets[node_type]] = True
     hidden = hidden.to(graph.device)
-    is_interaction = torch.isin(graph.edge_type, torch.tensor(rels, device=graph.device))
+    in_rels = torch.isin(graph.edge_type, torch.tensor(rels, device=graph.device))
     touches = hidden[graph.edge_index[0]] | hidden[graph.edge_index[1]]
-    return graph.keep_edges(~(is_interaction & touches))
+    return graph.keep_edges(~(in_rels & touches))
 
 
 #: the loss parts a step may have, in the order they are summed over the ranks
