@@ -13,9 +13,12 @@ from kgrec.tomlconfig import MAX_SEED
 
 def _int(text: str, what: str) -> int:
     try:
-        return int(text.strip())
+        v = int(text.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if abs(v) > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected {what} of at most {MAX_SEED}, got {text!r}")
+    return v
 
 
 def positive_int(text: str) -> int:

@@ -15,7 +15,8 @@ from typing import Any, Mapping
 from kgrec.errors import SpecError
 from kgrec.io import read_text
 
-MAX_SEED = 2**32 - 1  #: numpy's and torch's seeds are 32-bit unsigned
+MAX_SEED = 2**32 - 1  #: numpy's and torch's seeds are 32-bit unsigned; also the largest integer a config takes
+FLOAT32_MAX = 3.4028234663852886e38  #: the largest float a config takes (parameters are float32)
 
 
 def read_toml(path: str | Path, what: str = "config") -> dict:
@@ -48,6 +49,10 @@ def check_number(v: Any, fail, lo: float | None = None, hi: float | None = None,
         raise fail(f"must be <= {hi}, got {v}")
     if gt is not None and v <= gt:
         raise fail(f"must be > {gt}, got {v}")
+    if isinstance(v, float) and abs(v) > FLOAT32_MAX:
+        raise fail(f"must fit a 32-bit float (|x| <= {FLOAT32_MAX:.3g}), got {v}")
+    if isinstance(v, int) and abs(v) > MAX_SEED:
+        raise fail(f"must be at most {MAX_SEED} in size, got {v}")
 
 
 

@@ -62,6 +62,8 @@ def refused(argv, capsys) -> str:
     (["benchmark", "--graph", "G", "--out", "OUT", "--jobs", "0"], "--jobs"),
     (["tune", "--graph", "G", "--out", "OUT", "--trials", "0"], "--trials"),
     (["kg-signal", "G", "--shuffles", "0"], "--shuffles"),
+    (["evaluate", "RUN", "--ks", "9223372036854775808"], "--ks"),  # was an overflow or a 51 GB allocation
+    (["recommend", "RUN", "--user", "u1", "--k", str(2**40)], "--k"),
 ])
 def test_a_bad_number_on_the_command_line_exits_2_naming_the_argument_and_writes_nothing(argv, named, tmp_path,
                                                                                         capsys, monkeypatch):
@@ -103,6 +105,9 @@ def test_every_numeric_config_field_has_a_lower_bound_and_refuses_what_is_below_
     ("eval.k", float("nan"), "expected int"),
     ("device", "tpu", "expected cpu, cuda, cuda:N, mps or auto"),
     ("model.path_hops", 99, "must be <="),
+    ("pretrain.lr", 1e300, "must fit a 32-bit float"),  # overflowed in training, half a run written
+    ("pretrain.weight_decay", 1e300, "must fit a 32-bit float"),
+    ("loss.negatives", 2**64, "must be at most 4294967295"),
 ])
 def test_config_values_out_of_range_are_refused_naming_the_key(key, value, message):
     with pytest.raises(SpecError, match=rf"key '{key}'.*{message}"):
@@ -147,8 +152,8 @@ def test_train_on_a_missing_cuda_device_fails_before_replacing_the_old_run(graph
 def test_a_model_too_large_for_memory_is_refused_with_an_estimate_before_anything_is_written(graph_dir, tmp_path,
                                                                                             capsys):
     out = tmp_path / "run"
-    line = refused(["train", "--graph", graph_dir, "--out", out, "--quiet", "--set", "model.dim=1e11"], capsys)
-    assert "model.dim = 100000000000" in line and "GiB" in line and "free on cpu" in line
+    line = refused(["train", "--graph", graph_dir, "--out", out, "--quiet", "--set", "model.dim=1e9"], capsys)
+    assert "model.dim = 1000000000" in line and "GiB" in line and "free on cpu" in line
     assert not out.exists()
 
 
@@ -170,6 +175,6 @@ def test_evalconfig_keeps_its_own_bounds():
 def test_benchmark_and_tune_refuse_a_model_too_large_for_memory_before_writing(graph_dir, tmp_path, capsys, command):
     out = tmp_path / "out"
     extra = ["--trials", "1"] if command == "tune" else ["--models", "bprmf", "--seeds", "0"]
-    line = refused([command, "--graph", graph_dir, "--out", out, "--quiet", "--set", "model.dim=1e11", *extra], capsys)
-    assert "model.dim = 100000000000" in line and "GiB" in line
+    line = refused([command, "--graph", graph_dir, "--out", out, "--quiet", "--set", "model.dim=1e9", *extra], capsys)
+    assert "model.dim = 1000000000" in line and "GiB" in line
     assert not out.exists()
