@@ -13,12 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLE_SPEC
+from conftest import EXAMPLE_SPEC, TINY, one_error_line
 from kgrec.cli import main
 from kgrec.graph import load_graph
 from kgrec.integrity import sha256_file
-
-TINY = ["--quiet", "--set", "pretrain.epochs=1", "--set", "finetune.epochs=1", "--set", "model.dim=8"]
 
 
 def build(out: Path, *extra: str) -> int:
@@ -38,16 +36,6 @@ def built(tmp_path_factory) -> Path:
 def copy(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
-
-
-def one_error_line(capsys, code: int, *words: str) -> str:
-    err = capsys.readouterr().err
-    assert code == 2, err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("kgrec: error:"), err
-    for w in words:
-        assert w in lines[0], lines[0]
-    return lines[0]
 
 
 def test_build_records_the_checksum_of_every_file(built):

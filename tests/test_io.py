@@ -17,38 +17,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import EXAMPLE_SPEC
+from conftest import EXAMPLE_SPEC, TINY, one_error_line
 from kgrec.cli import main
 from kgrec.errors import InputError
 from kgrec.io import load_parquet, load_torch, read_json, read_text
 
-TINY = ["--quiet", "--set", "pretrain.epochs=1", "--set", "finetune.epochs=1", "--set", "model.dim=8"]
 LATIN1 = "user,book,rating,timestamp\nu1,dune,5,1\nu2,caf\xe9,4,2\n".encode("latin-1")  # 0xe9 on line 3
-
-
-@pytest.fixture(scope="module")
-def graph_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("io") / "g"
-    assert main(["build", str(EXAMPLE_SPEC), "--out", str(out), "--quiet"]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
-def run_dir(graph_dir) -> Path:
-    out = graph_dir.parent / "run"
-    assert main(["train", "--graph", str(graph_dir), "--out", str(out), *TINY]) == 0
-    return out
-
-
-def one_error_line(capsys, code: int, *words: str) -> str:
-    """Assert exit 2 and exactly one stderr line ``kgrec: error: ...`` holding ``words``; no traceback."""
-    err = capsys.readouterr().err
-    assert code == 2, err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("kgrec: error:"), err
-    for w in words:
-        assert w in lines[0], lines[0]
-    return lines[0]
 
 
 def copy_example(tmp_path: Path) -> Path:

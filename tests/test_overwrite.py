@@ -16,24 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLE_SPEC
+from conftest import EXAMPLE_SPEC, TINY, one_error_line
 from kgrec.cli import main
-
-TINY = ["--quiet", "--set", "pretrain.epochs=1", "--set", "finetune.epochs=1", "--set", "model.dim=8"]
-
-
-@pytest.fixture(scope="module")
-def graph_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("overwrite") / "g"
-    assert main(["build", str(EXAMPLE_SPEC), "--out", str(out), "--quiet"]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
-def run_dir(graph_dir) -> Path:
-    out = graph_dir.parent / "run"
-    assert main(["train", "--graph", str(graph_dir), "--out", str(out), *TINY]) == 0
-    return out
 
 
 def users_own_files(d: Path) -> dict:
