@@ -199,7 +199,8 @@ def _train(args: argparse.Namespace) -> int:
     from kgrec.train.distributed import init_from_env, is_lost_rank, lost_rank_message, shutdown
     world = init_from_env(cfg.device)  # one process unless torchrun started this one
     try:
-        result = train(cfg, out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
+        result = train(cfg, out, resume=args.resume, overwrite=args.overwrite,  # rank 0 alone shows progress
+                       progress=not args.quiet and world.is_main,
                        log=_log(args) if world.is_main else (lambda _m: None), world=world)
     except RuntimeError as e:
         if world.size > 1 and is_lost_rank(e):

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from kgrec.errors import InputError
 from kgrec.io import load_numpy, load_parquet

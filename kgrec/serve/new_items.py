@@ -33,7 +33,8 @@ from kgrec.data.rdf import LABEL_PREDICATES, RDF_FORMATS, read_rdf
 from kgrec.errors import InputError
 from kgrec.graph.artifact import TARGET, GraphArtifact, reverse_relation
 from kgrec.graph.build import relation_name
-from kgrec.serve.run import Run, read_run_record
+from kgrec.io import load_torch
+from kgrec.serve.run import Run, load_run, read_run_record
 from kgrec.train.config import to_toml
 from kgrec.train.trainer import is_run_dir, write_run_record
 
@@ -185,12 +186,10 @@ def add_items(run: Run, path: str | Path, out: str | Path, overwrite: bool = Fal
     Raises:
         InputError: a bad file or an item the graph cannot hold. OutputError: ``out`` exists.
     """
-    from kgrec.serve.run import load_run
-
     out = Path(out)
     facts = read_new_items(run, path)
     artifact, counts = add_new_items(run.artifact, facts, _target_link(run), str(path))
-    saved = torch.load(run.path / "model.pt", map_location="cpu", weights_only=True)
+    saved = load_torch(run.path / "model.pt", "model file", map_location="cpu")
     sizes = {t: int(artifact.data[t].num_nodes) for t in artifact.data.node_types}
     saved = {**saved, "state_dict": _grown_state(run, sizes), "sizes": sizes}
     with atomic_directory(out, overwrite=overwrite, ours=is_run_dir, what="run directory") as tmp:

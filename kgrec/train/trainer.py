@@ -51,9 +51,8 @@ from kgrec.atomic import atomic_file, check_output, check_writable, remove_outpu
 from kgrec.errors import KgrecError
 from kgrec.integrity import record_files
 from kgrec.io import load_torch
-from kgrec.eval import METRICS, RankingTask, evaluate, mean_metrics, metrics_of_top, ranking_task
+from kgrec.eval import METRICS, RankingTask, mean_metrics, metrics_of_top, ranking_task
 from kgrec.eval.items import item_group_tasks
-from kgrec.eval.ranking import rank_each
 from kgrec.graph.artifact import INTERACTS, SOURCE, TARGET, GraphArtifact, load_graph, reverse_relation
 from kgrec.graph.views import target_only
 from kgrec.models import RelationalGraph, TransferModel
