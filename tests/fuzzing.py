@@ -9,7 +9,9 @@ message naming nothing, a half-written output, a hang. ``KGREC_FUZZ_EXAMPLES`` s
 examples each fuzz test tries (small by default, so the suite stays fast);
 ``KGREC_FUZZ_LOG=FILE`` makes each test try them all and append one JSON line per
 violation and a summary per test to FILE, then fail if there was any (a long run's
-census, instead of stopping at the first and shrinking it).
+census, instead of stopping at the first and shrinking it). The examples are the same on every
+run (derandomised, so that a CI run cannot fail on an input no earlier run tried);
+``KGREC_FUZZ_RANDOM=1`` draws new ones each run, for hunting.
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ def fuzz_settings(default_examples: int) -> settings:
     """Hypothesis settings for one fuzz test: ``KGREC_FUZZ_EXAMPLES`` or ``default_examples`` examples."""
     n = int(os.environ.get("KGREC_FUZZ_EXAMPLES", default_examples))
     return settings(max_examples=n, deadline=None, database=None, print_blob=True,
+                    derandomize=os.environ.get("KGREC_FUZZ_RANDOM") != "1",
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much])
 

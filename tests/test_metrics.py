@@ -55,6 +55,22 @@ def test_metrics_of_one_user_by_hand():
     assert m["recall@2"].item() == pytest.approx(1 / 3)
 
 
+def test_a_k_beyond_the_list_counts_the_missing_places_as_misses():
+    hits = torch.tensor([[False, True, True], [True, False, False]])
+    padded = torch.cat([hits, torch.zeros(2, 5, dtype=torch.bool)], 1)
+    short, full = ranking_metrics(hits, torch.tensor([4, 1]), ks=(8,)), ranking_metrics(padded, torch.tensor([4, 1]), ks=(8,))
+    for name in full:
+        assert torch.allclose(short[name], full[name]), name
+
+
+def test_a_huge_k_allocates_nothing_of_its_length():
+    # found by the CLI fuzzer: `evaluate --ks 2147483648` once padded every list to K
+    m = ranking_metrics(torch.tensor([[False, True]]), torch.tensor([1]), ks=(2**31,))
+    assert m["recall@2147483648"].item() == 1.0
+    assert m["ndcg@2147483648"].item() == pytest.approx(1 / math.log2(3))
+    assert m["precision@2147483648"].item() == pytest.approx(2.0**-31)
+
+
 def test_a_user_without_hits_scores_zero_everywhere():
     m = ranking_metrics(torch.zeros(1, 5, dtype=torch.bool), torch.tensor([2]), ks=(5,))
     assert all(v.item() == 0.0 for v in m.values())

@@ -83,6 +83,15 @@ def test_a_control_character_in_an_iri_is_refused_with_file_and_line(tmp_path, l
         read_rdf(path)
 
 
+@pytest.mark.parametrize("line", ['<http://e.org/a> <http://e.org/p> <> .', '<> <http://e.org/p> <http://e.org/c> .'])
+def test_an_empty_iri_is_refused_not_read_as_an_entity_without_an_id(tmp_path, line):
+    # found by the RDF fuzzer: `<>` once became an entity with an empty id
+    path = tmp_path / "kg.nt"
+    path.write_text('<http://e.org/x> <http://e.org/p> <http://e.org/y> .\n' + line + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"kg.nt line 2: an empty IRI <>"):
+        read_rdf(path)
+
+
 @pytest.mark.parametrize("escape", ["\\UFFFFFFFF", "\\U00110000", "\\uD800"])
 def test_an_escape_outside_unicode_is_an_input_error_not_an_overflow(tmp_path, escape):
     path = tmp_path / "kg.nt"

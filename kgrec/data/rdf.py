@@ -87,8 +87,11 @@ _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def _iri(iri: str, path: Path, line: int | None) -> str:
-    """``iri``, unless it holds a NUL or another control character (never part of an IRI; it would
-    silently become part of an entity id)."""
+    """``iri``, unless it is empty or holds a NUL or another control character (never part of an
+    IRI; it would silently become part of an entity id, or an entity without one)."""
+    if not iri:
+        raise InputError(path, "an empty IRI <>: N-Triples needs absolute IRIs (in Turtle, <> is the "
+                               "document's base IRI, which a local file does not have)", line)
     m = None if iri.isprintable() else _CONTROL.search(iri)  # the fast path for the millions of clean IRIs
     if m:
         raise InputError(path, f"IRI {iri[:80]!r} holds " + (

@@ -59,24 +59,27 @@ def ranking_metrics(hits: Tensor, num_relevant: Tensor, ks: list[int] | tuple[in
     """Per-user metrics ``{"ndcg@10": [U], ...}`` from ``hits`` ``[U, K_max]`` and
     ``num_relevant`` ``[U]`` (all > 0). A list shorter than K (fewer candidates) counts as misses."""
     hits = hits.float()
-    if hits.shape[1] < max(ks):  # fewer candidates than K: the list is all of them, the rest are misses
-        hits = torch.cat([hits, hits.new_zeros(hits.shape[0], max(ks) - hits.shape[1])], 1)
     n = num_relevant.to(hits.device).float()
     if bool((n <= 0).any()):
         raise ValueError("every scored user needs at least one relevant item")
-    kmax = hits.shape[1]
-    pos = torch.arange(1, kmax + 1, device=hits.device, dtype=torch.float32)
+    # a list shorter than K (fewer candidates) counts its missing places as misses; nothing of
+    # length K is ever allocated, so a huge K costs what the candidate list costs
+    width = hits.shape[1]
+    longest = min(max(ks), max(width, int(n.max().item()) if len(n) else 0, 1))
+    pos = torch.arange(1, longest + 1, device=hits.device, dtype=torch.float32)
     discount = 1.0 / torch.log2(pos + 1)
+    ideal_gain = torch.cumsum(discount, 0)
     out: dict[str, Tensor] = {}
     for k in ks:
-        h = hits[:, :k]
+        kk = min(k, width)
+        h = hits[:, :kk]
         nh = h.sum(1)
-        ideal_n = torch.minimum(n, torch.tensor(float(k), device=n.device))
-        idcg = torch.cumsum(discount[:k], 0)[(ideal_n - 1).long()]
+        ideal_n = torch.clamp(n, max=float(k))
+        idcg = ideal_gain[(ideal_n - 1).long()]
         first = torch.where(h.any(1), h.argmax(1).float() + 1, torch.full_like(nh, float("inf")))
-        prec_at = torch.cumsum(h, 1) / pos[:k]
+        prec_at = torch.cumsum(h, 1) / pos[:kk]
         out[f"recall@{k}"] = nh / n
-        out[f"ndcg@{k}"] = (h * discount[:k]).sum(1) / idcg
+        out[f"ndcg@{k}"] = (h * discount[:kk]).sum(1) / idcg
         out[f"hr@{k}"] = (nh > 0).float()
         out[f"precision@{k}"] = nh / k
         out[f"mrr@{k}"] = 1.0 / first
