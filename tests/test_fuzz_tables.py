@@ -56,7 +56,8 @@ def tables(draw, header: str, item_pool: list[str], sep: str):
         if kind == "odd-id":
             rows[r][c % 2] = draw(st.one_of(st.sampled_from(IDS), st.text(max_size=6)))
         elif kind == "odd-number":
-            rows[r][2 + c % 2] = draw(st.one_of(st.sampled_from(NUMBERS), st.text(max_size=6)))
+            rows[r][(2 + c % 2) % len(rows[r])] = draw(  # a row cut short by "width" has fewer cells
+                st.one_of(st.sampled_from(NUMBERS), st.text(max_size=6)))
         elif kind == "width":
             rows[r] = (rows[r] + ["extra"])[:draw(st.sampled_from([0, 1, 3, 5]))]
         else:

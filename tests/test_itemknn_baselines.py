@@ -161,3 +161,56 @@ def test_fit_baseline_on_the_example_graph_scores_every_target_item(example_grap
     target, source = example_graph.items_of("target"), example_graph.items_of("source")
     assert torch.isfinite(scores[:, target]).all() and torch.isinf(scores[:, source]).all()
     assert "valid_ndcg@10" in f.history and len(f.history) > 1
+
+
+def two_domain_graph(n_users: int, n_target: int, n_source: int, seed: int):
+    """A RelationalGraph of users and items (targets first), interactions both ways, and its dense ``X``."""
+    from kgrec.models.graph import RelationalGraph
+    pairs = random_pairs(n_users, n_target + n_source, 0.3, seed)
+    data = HeteroData()
+    data["user"].num_nodes, data["item"].num_nodes = n_users, n_target + n_source
+    data["user", "interacts", "item"].edge_index = pairs
+    data["item", "rev_interacts", "user"].edge_index = pairs.flip(0)
+    return RelationalGraph.from_hetero(data), dense(pairs, n_users, n_target + n_source)
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("n_users", [8, 40])  # the dual and the primal form
+def test_the_ease_filter_scores_are_ease_over_the_source_weighted_matrix(weight, n_users):
+    from kgrec.models.itemknn import EASEFilter
+    graph, x = two_domain_graph(n_users, 18, 12, seed=4)
+    targets = torch.arange(18)
+    x[:, 18:] *= weight  # the source's columns at their weight (0: left out)
+    lam = 7.0
+    p = np.linalg.inv(x.T @ x + lam * np.eye(x.shape[1]))
+    b = np.eye(x.shape[1]) - p / np.diag(p)
+    want = (x @ b)[:, :18]
+    ease = EASEFilter(graph, targets, weight, neighbours=1_000, lam=lam)  # nothing truncated
+    users = torch.arange(n_users)
+    np.testing.assert_allclose(ease.scores(users, targets).numpy(), want, rtol=1e-4, atol=1e-5)
+    # a new user with user 3's items scores as user 3 does
+    np.testing.assert_allclose(ease.history_scores(torch.from_numpy(np.flatnonzero(x[3])), targets).numpy()[0],
+                               want[3], rtol=1e-4, atol=1e-5)
+    # truncated: each target item keeps its 4 weights of largest magnitude, so a user's score is theirs alone
+    kept = EASEFilter(graph, targets, weight, neighbours=4, lam=lam).item_walks(targets).op.to_dense().numpy()
+    assert ((kept != 0).sum(0) <= 4).all()
+    np.fill_diagonal(b, 0.0)
+    for j in range(18):  # the magnitudes kept are the 4 largest of the column (which of a tie: either)
+        np.testing.assert_allclose(np.sort(np.abs(kept[:, j]))[-4:], np.sort(np.abs(b[:, j]))[-4:], rtol=1e-4, atol=1e-6)
+        assert set(np.flatnonzero(np.abs(kept[:, j]) > 1e-6)) <= set(np.flatnonzero(np.abs(b[:, j]) > 1e-6))
+
+
+def test_the_ease_filter_chooses_lambda_on_validation_and_reuses_a_fit():
+    from kgrec.eval.ranking import RankingTask, _group
+    from kgrec.models import itemknn
+    graph, x = two_domain_graph(30, 18, 12, seed=5)
+    users = torch.arange(1, 30)
+    held = torch.tensor([[u, int(np.flatnonzero(x[u, :18] == 0)[0])] for u in users.tolist()]).T  # one unseen item each
+    seen = torch.from_numpy(np.stack(np.nonzero(x[:, :18])))
+    task = RankingTask(users, torch.arange(18), _group(held[0], held[1], users), _group(seen[0], seen[1], users))
+    ease = itemknn.EASEFilter(graph, torch.arange(18), 0.5)
+    found = ease.fit(task, k=5, lambdas=(1.0, 50.0))
+    assert set(found) == {"ease w=0.5 lambda=1", "ease w=0.5 lambda=50"}
+    assert ease.lam == max((1.0, 50.0), key=lambda lam: (found[f"ease w=0.5 lambda={lam:g}"], -lam))
+    again = itemknn.EASEFilter(graph, torch.arange(18), 0.5)
+    assert again.fit(task, k=5, lambdas=(1.0, 50.0)) == found and again.lam == ease.lam

@@ -1,6 +1,8 @@
 """Graph specs are validated key by key, with errors that name the key."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from kgrec.errors import SpecError
@@ -37,6 +39,20 @@ def test_unknown_choice_lists_the_valid_ones():
 def test_ratios_must_sum_to_one():
     with pytest.raises(SpecError, match="summing to 1"):
         parse_spec({"name": "t", "target": {"path": "x.csv", "split": {"ratios": [0.5, 0.1, 0.1]}}})
+
+
+@pytest.mark.parametrize("where", ["source", "target", "knowledge"])
+@pytest.mark.parametrize("path", ["", " "])
+def test_an_empty_path_names_its_key_not_the_spec_folder(where, path):
+    # found by the spec fuzzer: path = "" once read the spec's own folder ("expected a file, found a directory")
+    spec = {"name": "t", "source": {"path": "a.csv"}, "target": {"path": "b.csv"}, "knowledge": [{"path": "kg.nt"}]}
+    if where == "knowledge":
+        spec["knowledge"][0]["path"] = path
+    else:
+        spec[where]["path"] = path
+    key = "knowledge[0].path" if where == "knowledge" else f"{where}.path"
+    with pytest.raises(SpecError, match=re.escape(f"key '{key}': expected a file path")):
+        parse_spec(spec)
 
 
 def test_invalid_toml_and_missing_file(tmp_path):

@@ -361,22 +361,29 @@ def test_without_path_scores_the_embeddings_score_alone(artifact_dir, tmp_path):
         parse_config({"graph": "g", "model": {"path_hops": 2}})
 
 
-def test_the_chosen_walk_filter_is_recorded_and_served(artifact_dir, tmp_path):
+@pytest.mark.parametrize("ease", [False, True])
+def test_the_chosen_filter_is_recorded_and_served(artifact_dir, tmp_path, ease):
     import json
 
+    from kgrec.models.itemknn import EASEFilter
     from kgrec.serve import load_run
     from kgrec.serve.run import path_scorer
 
-    res = run(config(artifact_dir, **{"pretrain.epochs": 2, "finetune.epochs": 1}), tmp_path / "r")
+    res = run(config(artifact_dir, **{"pretrain.epochs": 2, "finetune.epochs": 1, "model.path_ease": ease}),
+              tmp_path / "r")
     saved = json.loads((tmp_path / "r" / "results.json").read_text())
-    assert saved["path_filter"] == {"alpha": res.paths.alpha, "beta": res.paths.beta}
+    chosen = res.paths.describe() if isinstance(res.paths, EASEFilter) else {"alpha": res.paths.alpha, "beta": res.paths.beta}
+    assert saved["path_filter"] == chosen
+    assert any(name.startswith("ease") for by in saved["path_filter_valid"].values() for name in by) == ease
     loaded = load_run(tmp_path / "r")
     assert loaded.path_filter == saved["path_filter"]
     walks = path_scorer(loaded.config, loaded.artifact, loaded.path_graph, "cpu", loaded.path_filter)
-    assert (walks.alpha, walks.beta) == (res.paths.alpha, res.paths.beta)
-    assert (tmp_path / "r" / "paths.pt").exists() == (res.path_weight > 0)  # the walks' operator, saved
+    assert type(walks) is type(res.paths)
+    assert (tmp_path / "r" / "paths.pt").exists() == (res.path_weight > 0)  # the filter's operator, saved
+    users, items = torch.arange(5), loaded.artifact.items_of("target")
+    # served from paths.pt where the run saved it, recomputed from the record otherwise: the same scores
+    torch.testing.assert_close(walks.scores(users, items), res.paths.scores(users, items))
     if res.path_weight:
-        users, items = torch.arange(5), loaded.artifact.items_of("target")
         torch.testing.assert_close(loaded.paths().scores(users, items), res.paths.scores(users, items))
 
 

@@ -181,7 +181,15 @@ class GraphSpec:
 
 
 def _file(t: TomlTable, default_dataset: str | None, key: str = "path") -> FileRef:
-    return FileRef(path=t.get(key, str), dataset=t.get("dataset", str, default_dataset))
+    return FileRef(path=_path(t, key), dataset=t.get("dataset", str, default_dataset))
+
+
+def _path(t: TomlTable, key: str = "path") -> str:
+    """A file path: not empty nor blank (which would name the spec's own folder, not a file)."""
+    path = t.get(key, str)
+    if not path.strip():
+        raise t.err(key, f"expected a file path, got {path!r}")
+    return path
 
 
 def _columns(t: TomlTable) -> tuple[tuple[str, Any], ...]:
@@ -279,7 +287,7 @@ def _domain(t: TomlTable, ds: str | None, role: str) -> DomainSpec:
         carve.done()
     header = t.get("header", bool, True)
     d = DomainSpec(
-        name=t.get("name", str, role), file=FileRef(t.get("path", str), ds),
+        name=t.get("name", str, role), file=FileRef(_path(t), ds),
         format=t.get("format", str, "auto", INTERACTION_FORMATS), sep=_sep(t), header=header,
         columns=_columns(t), threshold=t.get("threshold", float, None), k_core=t.get("k_core", int, 0, lo=0),
         subset=t.get("subset", str, None, ("art", "office")),

@@ -28,7 +28,10 @@ class ModelConfig:
     (:mod:`kgrec.models.paths`; ``path_hops = 0`` leaves them out). ``path_graph``: what a
     transfer run's walks cross, ``"merged"`` (where the domains meet), ``"target"`` (the target's
     own graph) or ``"auto"`` (both, the one better on validation kept); a target-only run's
-    walks always stay on the target's graph.
+    walks always stay on the target's graph. ``path_ease``: EASE (closed form,
+    :class:`~kgrec.models.itemknn.EASEFilter`, its weights kept to ``ease_neighbours`` per item)
+    is a filter candidate too, over the target's interactions and, in the merged graph, with the
+    source's weighted in.
 
     New items (:mod:`kgrec.eval.items`): ``cold_item_id = "zero"`` gives every item with no
     interaction edge in the graph propagated over a zero ID embedding, so that its score comes from
@@ -52,6 +55,8 @@ class ModelConfig:
     path_hops: int = field(default=3, metadata={"lo": 0, "hi": 15})
     path_alpha: float = field(default=0.75, metadata={"lo": 0.0, "hi": 1.0})
     path_graph: str = field(default="auto", metadata={"choices": PATH_GRAPHS})
+    path_ease: bool = True
+    ease_neighbours: int = field(default=128, metadata={"lo": 1, "hi": 100_000})
     cold_item_id: str = field(default="keep", metadata={"choices": COLD_ITEM_IDS})
     item_id_dropout: float = field(default=0.0, metadata={"lo": 0.0, "hi": 0.9})
 

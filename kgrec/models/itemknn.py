@@ -39,12 +39,16 @@ Measured on cloth -> sport as above: 7-11 s per setting with validation, 137-169
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import Tensor
+
+from kgrec.models.graph import RelationalGraph
+from kgrec.models.paths import PRODUCT_BYTES_PER_ENTRY, ItemWalks, _dense
 
 #: EASE's L2 weights tried on validation
 EASE_LAMBDAS = (1.0, 10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 3000.0)
@@ -70,8 +74,9 @@ class EASE:
     primal (``False``) form; by default the dual one when ``n_items > n_users``.
     """
 
-    def __init__(self, pairs: Tensor, n_users: int, n_items: int, dual: bool | None = None):
-        self.x = binary_matrix(pairs, n_users, n_items)
+    def __init__(self, pairs: Tensor | sp.csr_matrix, n_users: int, n_items: int, dual: bool | None = None):
+        # a CSR matrix is used as it is: weighted columns (the source's, in a merged EASE filter)
+        self.x = pairs.tocsr() if sp.issparse(pairs) else binary_matrix(pairs, n_users, n_items)
         self.dual = n_items > n_users if dual is None else dual
         gram = (self.x @ self.x.T if self.dual else self.x.T @ self.x).toarray()
         sigma, self.vectors = np.linalg.eigh(gram)
@@ -94,7 +99,7 @@ class EASE:
             diag = (1.0 - quad) / lam
         else:
             diag = np.einsum("ik,k,ik->i", self.vectors, w, self.vectors)
-        return EASEScorer(self.x, self._x_t, inverse, diag, self.dual)
+        return EASEScorer(self.x, self._x_t, inverse, diag, self.dual, lam)
 
 
 @dataclass
@@ -106,6 +111,7 @@ class EASEScorer:
         inverse: ``K`` ``[U, U]`` (dual) or ``P`` ``[I, I]`` (primal), float64.
         diag: ``[I]`` the diagonal of ``P``.
         dual: which of the two ``inverse`` is.
+        lam: the L2 weight.
     """
 
     x: sp.csr_matrix
@@ -113,12 +119,43 @@ class EASEScorer:
     inverse: np.ndarray
     diag: np.ndarray
     dual: bool
+    lam: float = 0.0
 
     def __call__(self, users: Tensor) -> Tensor:
         u = users.cpu().numpy()
         rows = self.x[u]
         xp = (self.x_t @ self.inverse[u].T).T if self.dual else rows @ self.inverse  # (X P)_u = (K X)_u
         return torch.from_numpy((rows.toarray() - xp / self.diag).astype(np.float32))
+
+    def item_weights(self, items: np.ndarray, neighbours: int, chunk: int = 1024) -> tuple[Tensor, Tensor]:
+        r"""The weights ``B[:, items]`` kept to the ``neighbours`` of largest magnitude per column, as
+        COO ``(indices [2, nnz] (row = item, column = position in items), values [nnz])`` float32.
+
+        :math:`B_{:j} = -P_{:j} / P_{jj}` off the diagonal (0 on it). In the dual form a chunk of
+        columns is :math:`P_{:J} = (E_J - X^\top K X_J) / \lambda`: two products with the sparse
+        ``X``, ``O(nnz(X_J) U + nnz(X) |J|)``, never a ``[I, I]`` matrix.
+        """
+        n = self.x.shape[1]
+        lam = self.lam
+        rows, cols, vals = [], [], []
+        keep = min(neighbours, n)
+        for lo in range(0, len(items), chunk):
+            cols_j = items[lo:lo + chunk]
+            if self.dual:
+                kx = (self.x_t[cols_j] @ self.inverse).T  # [U, c] = K X_J (K symmetric)
+                p = -np.asarray(self.x_t @ kx) / lam      # [I, c]
+                p[cols_j, np.arange(len(cols_j))] += 1.0 / lam
+            else:
+                p = self.inverse[:, cols_j]
+            b = torch.from_numpy(-(p / self.diag[cols_j]).astype(np.float32))
+            b[torch.from_numpy(cols_j), torch.arange(len(cols_j))] = 0.0
+            top = b.abs().topk(keep, dim=0).indices  # [keep, c]
+            rows.append(top.T.reshape(-1))
+            cols.append(torch.arange(lo, lo + len(cols_j)).repeat_interleave(keep))
+            vals.append(b.gather(0, top).T.reshape(-1))
+        if not vals:
+            return torch.zeros(2, 0, dtype=torch.long), torch.zeros(0)
+        return torch.stack([torch.cat(rows), torch.cat(cols)]), torch.cat(vals)
 
 
 class RP3beta:
@@ -157,3 +194,152 @@ class RP3beta:
         """:meth:`scores` at each of ``betas``, walking once."""
         walks = self.walks(users)
         return [torch.from_numpy((walks * self._deg ** -b).astype(np.float32)) for b in betas]
+
+
+#: the weight of the source's interactions in the merged EASE filter (0: the target's alone); each is a
+#: candidate on validation (0.5 helped sport -> cloth by 11 % and was neutral on electronic -> phone,
+#: docs/results.md)
+EASE_SOURCE_WEIGHTS = (0.0, 0.5)
+#: the largest ``min(users, items)`` an EASE filter is offered at: its eigendecomposition costs that cubed
+#: in time and three float64 matrices of that squared in memory (6.4 GB at 16,384)
+EASE_MAX_SIDE = 16_384
+_MEMO: dict[bytes, tuple[float, Tensor, Tensor, dict[str, float]]] = {}  # fits shared by the runs of a process
+
+
+class EASEFilter:
+    """EASE as a graph filter (:mod:`kgrec.models.paths`): a user's scores are their interactions
+    ``x_u`` (target items 1, source items ``source_weight``) times EASE's item–item weights ``B``
+    into the target items, kept to the ``neighbours`` largest in magnitude per item, so that a run
+    saves them as the same sparse :class:`~kgrec.models.paths.ItemWalks` operator as a walk's.
+
+    The user–item edges of ``graph`` (its training interactions) make ``X``; ``lambda`` is chosen
+    on validation by :meth:`fit` among :data:`EASE_LAMBDAS`, on the truncated weights a run serves.
+
+    Args:
+        graph: the graph whose user -> item edges are the interactions.
+        targets: ``[M]`` the target items (type-local); every other item is the source's.
+        source_weight: the source interactions' weight (0 leaves them out).
+        neighbours: the weights kept per target item.
+        lam: EASE's L2 weight, when already chosen (a saved run's).
+    """
+
+    def __init__(self, graph: RelationalGraph, targets: Tensor, source_weight: float = 0.0, neighbours: int = 128,
+                 lam: float | None = None):
+        self.graph, self.source_weight, self.neighbours, self.lam = graph, source_weight, neighbours, lam
+        uo, un = graph.offsets["user"], graph.sizes["user"]
+        io, n_items = graph.offsets["item"], graph.sizes.get("item", 0)
+        src, dst = graph.edge_index
+        edge = (src >= uo) & (src < uo + un) & (dst >= io) & (dst < io + n_items)
+        users, items = (src[edge] - uo).cpu().numpy(), (dst[edge] - io).cpu().numpy()
+        self._target = np.zeros(n_items, dtype=bool)
+        self._target[targets.cpu().numpy()] = True
+        self._item_weight = np.where(self._target, 1.0, source_weight)
+        keep = self._item_weight[items] > 0
+        x = sp.csr_matrix((np.ones(int(keep.sum())), (users[keep], items[keep])), shape=(un, n_items))
+        x.sum_duplicates()
+        x.data = self._item_weight[x.indices]  # each distinct pair once, at its domain's weight
+        self.x = x
+        self._rows = torch.arange(n_items, device=graph.device) + io
+        self._operators: dict[bytes, ItemWalks] = {}
+
+    @property
+    def side(self) -> int:
+        """``min(users, items)`` with interactions: what the eigendecomposition's cost grows with."""
+        return int(min((np.diff(self.x.indptr) > 0).sum(), (np.bincount(self.x.indices, minlength=1) > 0).sum()))
+
+    @property
+    def walk_key(self) -> dict:
+        """What the saved operator depends on besides the graph and the items."""
+        return {"kind": "ease", "source_weight": self.source_weight, "lambda": self.lam, "neighbours": self.neighbours}
+
+    def describe(self) -> dict:
+        """The filter's settings, as a run records them (``path_filter``)."""
+        return dict(self.walk_key)
+
+    def _key(self, items: Tensor, task_key: bytes = b"") -> bytes:
+        h = hashlib.blake2b(digest_size=16)
+        for part in (self.x.indptr, self.x.indices, self.x.data, items.cpu().numpy(),
+                     np.array([self.neighbours], dtype=np.int64)):
+            h.update(np.ascontiguousarray(part).tobytes())
+        return h.digest() + task_key
+
+    def _ease(self) -> EASE:
+        return EASE(self.x, *self.x.shape)
+
+    def _walks(self, scorer: "EASEScorer", items: Tensor) -> ItemWalks:
+        indices, values = scorer.item_weights(items.cpu().numpy(), self.neighbours)
+        dev = self.graph.device
+        op = torch.sparse_coo_tensor(indices.to(dev), values.to(dev), (len(self._rows), len(items))).coalesce()
+        return ItemWalks(self._rows, items.to(dev), op)
+
+    def fit(self, task, k: int, memory_mb: int = 256, world=None,
+            lambdas: tuple[float, ...] = EASE_LAMBDAS) -> dict[str, float]:
+        """Choose ``lambda`` by NDCG@``k`` on ``task`` (a :class:`~kgrec.eval.ranking.RankingTask`) of the
+        truncated weights, keep that operator, and return every ``lambda``'s NDCG@``k`` by name. A fit
+        of the same interactions, items and task earlier in the process is reused."""
+        from kgrec.eval.ranking import mean_metrics, metrics_of_top, rank_each  # eval sits above models
+        h = hashlib.blake2b(digest_size=16)
+        for part in (task.users.cpu().numpy(), task.items.cpu().numpy(), np.array(lambdas + (k,), dtype=np.float64)):
+            h.update(np.ascontiguousarray(part).tobytes())
+        key = self._key(task.items, h.digest())
+        if key not in _MEMO:
+            ease, found, best = self._ease(), {}, (-1.0, 0.0, None)
+            for lam in lambdas:
+                self.lam = lam
+                walks = self._walks(ease.solve(lam), task.items)
+                self._operators = {walks.items.cpu().numpy().tobytes(): walks}
+                ranked = (world.rank_each if world is not None else rank_each)(
+                    lambda users: [self.scores(users, task.items)], task, k, memory_mb, self.graph.device,
+                    user_bytes=self.batch_bytes(task.items))[0]
+                found[f"ease w={self.source_weight:g} lambda={lam:g}"] = value = \
+                    mean_metrics(metrics_of_top(ranked, task, (k,)))[f"ndcg@{k}"]
+                if value > best[0]:
+                    best = (value, lam, walks)
+            _MEMO.clear()  # one fit kept: its operator is the size of the catalogue times the neighbours
+            _MEMO[key] = (best[1], best[2].op.indices().cpu(), best[2].op.values().cpu(), found)
+        lam, indices, values, found = _MEMO[key]
+        self.lam = lam
+        dev = self.graph.device
+        op = torch.sparse_coo_tensor(indices.to(dev), values.to(dev), (len(self._rows), len(task.items)),
+                                     is_coalesced=True)
+        self._operators = {task.items.cpu().numpy().tobytes(): ItemWalks(self._rows, task.items.to(dev), op)}
+        return dict(found)
+
+    def item_walks(self, items: Tensor) -> ItemWalks:
+        """The operator of ``items`` ``[M]`` (type-local) at the chosen ``lambda``, computed once."""
+        key = items.cpu().numpy().tobytes()
+        if key not in self._operators:
+            if self.lam is None:
+                raise ValueError("EASEFilter has no lambda yet: fit it on validation first")
+            self._operators[key] = self._walks(self._ease().solve(self.lam), items)
+        return self._operators[key]
+
+    def attach(self, walks: ItemWalks) -> None:
+        """Use a saved operator for its items instead of computing it."""
+        self._operators[walks.items.cpu().numpy().tobytes()] = walks
+
+    def _first(self, rows: sp.csr_matrix, walks: ItemWalks) -> Tensor:
+        coo = rows.tocoo()
+        dev = self.graph.device
+        return torch.sparse_coo_tensor(torch.from_numpy(np.stack([coo.row, coo.col])).long().to(dev),
+                                       torch.from_numpy(coo.data).float().to(dev),
+                                       (rows.shape[0], len(walks.rows))).coalesce()
+
+    @torch.no_grad()
+    def scores(self, users: Tensor, items: Tensor) -> Tensor:
+        """``[B, M]`` EASE scores of ``users`` ``[B]`` against ``items`` ``[M]`` (type-local)."""
+        walks = self.item_walks(items)
+        return _dense(torch.sparse.mm(self._first(self.x[users.cpu().numpy()], walks), walks.op))
+
+    @torch.no_grad()
+    def history_scores(self, items: Tensor, candidates: Tensor) -> Tensor:
+        """``[1, M]`` scores of a new user who interacted with ``items`` (distinct, type-local)."""
+        walks = self.item_walks(candidates)
+        i = np.unique(items.cpu().numpy())
+        row = sp.csr_matrix((self._item_weight[i], (np.zeros(len(i), dtype=np.int64), i)), shape=(1, self.x.shape[1]))
+        row.eliminate_zeros()
+        return _dense(torch.sparse.mm(self._first(row, walks), walks.op))
+
+    def batch_bytes(self, items: Tensor) -> int:
+        """Bytes per user :meth:`scores` holds besides its ``[B, M]`` result, at most."""
+        return PRODUCT_BYTES_PER_ENTRY * len(items)

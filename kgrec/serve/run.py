@@ -21,19 +21,24 @@ from kgrec.integrity import check_file
 from kgrec.io import load_torch, read_json
 from kgrec.graph.views import target_only
 from kgrec.models import ModelConfig, RelationalGraph, TransferModel
+from kgrec.models.itemknn import EASEFilter
 from kgrec.models.paths import PathScorer, item_walks_from_state
 from kgrec.train.config import TrainConfig, load_config
 from kgrec.train.trainer import resolve_device
 
 
 def path_scorer(config: TrainConfig, artifact: GraphArtifact, path_graph: str,
-                device: torch.device | str = "cpu", path_filter: dict | None = None) -> PathScorer:
+                device: torch.device | str = "cpu", path_filter: dict | None = None) -> PathScorer | EASEFilter:
     """A run's walk scorer over ``path_graph``, ``"merged"`` (where the domains meet) or ``"target"``
     (the target's own graph; always so for target-only runs), with the config's ``path_hops`` and the
-    filter the run chose (``path_filter``: ``alpha``, ``beta``; the config's ``path_alpha`` and the
-    default walk for runs that did not choose one)."""
+    filter the run chose (``path_filter``: ``alpha``, ``beta``; or ``kind = "ease"`` with its
+    ``lambda``, ``source_weight`` and ``neighbours``; the config's ``path_alpha`` and the default walk
+    for runs that did not choose one)."""
     data = artifact.data if path_graph == "merged" and config.mode == "transfer" else target_only(artifact.data)
     chosen = path_filter or {}
+    if chosen.get("kind") == "ease":
+        return EASEFilter(RelationalGraph.from_hetero(data, device), artifact.items_of(TARGET),
+                          chosen["source_weight"], chosen["neighbours"], chosen["lambda"])
     return PathScorer(RelationalGraph.from_hetero(data, device), config.model.path_hops,
                       chosen.get("alpha", config.model.path_alpha), chosen.get("beta"), config.eval.memory_mb)
 
@@ -62,8 +67,9 @@ class Run:
         path_weight: the weight of the walk scores blended with the head's (chosen on
             validation at training; 0: embeddings alone). See :mod:`kgrec.models.paths`.
         path_graph: what the walks cross, ``"merged"`` or ``"target"`` (chosen with the weight).
-        path_filter: the walk's exponents the run chose, ``{"alpha": a, "beta": b}`` (``beta`` None:
-            the default walk; empty for runs from before the choice existed).
+        path_filter: the filter the run chose: a walk's exponents ``{"alpha": a, "beta": b}`` (``beta``
+            None: the default walk), or EASE's ``{"kind": "ease", "lambda": ..., "source_weight": ...,
+            "neighbours": ...}``; empty for runs from before the choice existed.
     """
 
     path: Path
@@ -88,7 +94,7 @@ class Run:
             self._cache["h"] = self.model(self.graph)
         return self._cache["h"]
 
-    def paths(self) -> PathScorer | None:
+    def paths(self) -> PathScorer | EASEFilter | None:
         """The walk scorer blended in at ``path_weight``, over ``path_graph``; ``None`` when the
         weight is 0. Its item-item operator is the run's ``paths.pt`` where the run saved one
         (computed on first use otherwise).

@@ -60,6 +60,7 @@ from kgrec.models.encoder import ModelConfig
 from kgrec.progress import progress_bar
 from kgrec.models.features import load_vectors, text_features
 from kgrec.models.heads import MLPHead
+from kgrec.models.itemknn import EASE_MAX_SIDE, EASE_SOURCE_WEIGHTS, EASEFilter
 from kgrec.models.paths import (FILTER_ALPHAS, FILTER_BETAS, PATH_WEIGHTS, PathScorer, blend, blends,
                                 item_walks_state)
 from kgrec.train.budget import check_memory
@@ -395,21 +396,29 @@ def choose_path_weight(model: TransferModel, graph: RelationalGraph, paths: Path
     return best, scores
 
 
-def _filter_name(paths: PathScorer) -> str:
+def _filter_name(paths: PathScorer | EASEFilter) -> str:
+    if isinstance(paths, EASEFilter):
+        return f"EASE lambda {paths.lam:g}, source weight {paths.source_weight:g}"
     return f"default walk, alpha {paths.alpha:g}" if paths.beta is None else f"RP3beta alpha {paths.alpha:g} beta {paths.beta:g}"
 
 
-def _filter_dict(paths: PathScorer | None) -> dict:
+def _filter_dict(paths: PathScorer | EASEFilter | None) -> dict:
+    if isinstance(paths, EASEFilter):
+        return paths.describe()
     return {} if paths is None else {"alpha": paths.alpha, "beta": paths.beta}
 
 
 @torch.no_grad()
 def choose_filter(graph: RelationalGraph, hops: int, default_alpha: float, task: RankingTask, k: int,
-                  memory_mb: int = 256, world: World = SINGLE) -> tuple[PathScorer, dict[str, float]]:
-    """The walk filter with the best NDCG@``k`` on ``task`` by its own scores: the default walk at
-    ``default_alpha``, or RP3beta at each ``alpha`` of :data:`FILTER_ALPHAS` and ``beta`` of
-    :data:`FILTER_BETAS` (one walk per alpha; a tie keeps the earlier). Returns the scorer and
-    every candidate's NDCG@``k`` by name (``"default"``, ``"rp3 a=0.5 b=0.25"``)."""
+                  memory_mb: int = 256, world: World = SINGLE, ease_weights: tuple[float, ...] = (),
+                  ease_neighbours: int = 128) -> tuple[PathScorer | EASEFilter, dict[str, float]]:
+    """The filter with the best NDCG@``k`` on ``task`` by its own scores: the default walk at
+    ``default_alpha``, RP3beta at each ``alpha`` of :data:`FILTER_ALPHAS` and ``beta`` of
+    :data:`FILTER_BETAS` (one walk per alpha), and EASE (:class:`~kgrec.models.itemknn.EASEFilter`)
+    at each source weight of ``ease_weights``, its ``lambda`` chosen the same way (left out where the
+    graph is larger than :data:`~kgrec.models.itemknn.EASE_MAX_SIDE`). A tie keeps the earlier.
+    Returns the filter and every candidate's NDCG@``k`` by name (``"default"``, ``"rp3 a=0.5 b=0.25"``,
+    ``"ease w=0.5 lambda=100"``)."""
     scores, best, best_value = {}, None, -1.0
     for alpha, betas in [(default_alpha, (None,))] + [(a, FILTER_BETAS) for a in FILTER_ALPHAS]:
         scorer = PathScorer(graph, hops, alpha, None if betas == (None,) else 0.0, memory_mb)
@@ -425,6 +434,14 @@ def choose_filter(graph: RelationalGraph, hops: int, default_alpha: float, task:
             scores[name] = mean_metrics(metrics_of_top(top, task, (k,)))[f"ndcg@{k}"]
             if scores[name] > best_value:
                 best_value, best = scores[name], scorer if b is None else scorer.with_beta(b)
+    for weight in ease_weights:
+        ease = EASEFilter(graph, task.items, weight, ease_neighbours)
+        if ease.x.nnz == 0 or ease.side > EASE_MAX_SIDE:
+            continue
+        found = ease.fit(task, k, memory_mb, world)
+        scores.update(found)
+        if max(found.values()) > best_value:
+            best_value, best = max(found.values()), ease
     return best, scores
 
 
@@ -668,8 +685,10 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
     if config.model.path_hops > 0:
         best = -1.0
         for view, walked in walk_graphs(config, artifact, merged, final_graph).items():
+            ease = (() if not config.model.path_ease else (0.0,) if view == "target" else EASE_SOURCE_WEIGHTS)
             scorer, filters[view] = choose_filter(walked, config.model.path_hops, config.model.path_alpha, valid,
-                                                  config.eval.k, config.eval.memory_mb, world)
+                                                  config.eval.k, config.eval.memory_mb, world, ease,
+                                                  config.model.ease_neighbours)
             weight, by_weight = choose_path_weight(model, final_graph, scorer, valid, ks, config.eval.k,
                                                    config.eval.memory_mb, world)
             path_valid[view] = {w: m[key] for w, m in by_weight.items()}
