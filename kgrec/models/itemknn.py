@@ -203,7 +203,9 @@ EASE_SOURCE_WEIGHTS = (0.0, 0.5)
 #: the largest ``min(users, items)`` an EASE filter is offered at: its eigendecomposition costs that cubed
 #: in time and three float64 matrices of that squared in memory (6.4 GB at 16,384)
 EASE_MAX_SIDE = 16_384
-_MEMO: dict[bytes, tuple[float, Tensor, Tensor, dict[str, float]]] = {}  # fits shared by the runs of a process
+#: EASE fits a process keeps for its later runs (a benchmark's seeds and variants fit the same matrices)
+MEMO_FITS = 4
+_MEMO: dict[bytes, tuple[float, Tensor, Tensor, dict[str, float]]] = {}
 
 
 class EASEFilter:
@@ -295,7 +297,8 @@ class EASEFilter:
                     mean_metrics(metrics_of_top(ranked, task, (k,)))[f"ndcg@{k}"]
                 if value > best[0]:
                     best = (value, lam, walks)
-            _MEMO.clear()  # one fit kept: its operator is the size of the catalogue times the neighbours
+            while len(_MEMO) >= MEMO_FITS:  # each holds an operator of the catalogue times the neighbours
+                del _MEMO[next(iter(_MEMO))]
             _MEMO[key] = (best[1], best[2].op.indices().cpu(), best[2].op.values().cpu(), found)
         lam, indices, values, found = _MEMO[key]
         self.lam = lam
