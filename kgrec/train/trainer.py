@@ -695,7 +695,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
             if by_weight[weight][key] > best:  # a tie keeps the first: merged before target
                 best, paths, path_graph, path_weight = by_weight[weight][key], scorer, view, weight
                 valid_m = by_weight[weight]
-        log(f"path scores: walks over the {path_graph} graph ({_filter_name(paths)}) at blend weight {path_weight}, "
+        log(f"path scores: {_filter_name(paths)} over the {path_graph} graph at blend weight {path_weight}, "
             f"chosen on validation (filters alone: " + "; ".join(f"{view}: " + ", ".join(
                 f"{n} {v:.4f}" for n, v in by.items()) for view, by in filters.items()) + "; blends: "
             + "; ".join(f"{view}: " + ", ".join(f"{w}: {v:.4f}" for w, v in by.items())
