@@ -288,8 +288,10 @@ def _explain(args: argparse.Namespace) -> int:
 def _export_embeddings(args: argparse.Namespace) -> int:
     from kgrec.serve import export_embeddings, load_run
 
-    out = export_embeddings(load_run(args.run, args.device), args.out, args.format, args.overwrite)
-    print(f"{args.format} export -> {out}: " + ", ".join(sorted(p.name for p in out.iterdir())))
+    out = export_embeddings(load_run(args.run, args.device), args.out, args.format, args.overwrite,
+                            faiss_index=args.faiss_index)
+    kind = f" ({args.faiss_index or 'flat'} index)" if args.format == "faiss" else ""
+    print(f"{args.format} export{kind} -> {out}: " + ", ".join(sorted(p.name for p in out.iterdir())))
     return 0
 
 
@@ -522,6 +524,9 @@ def make_parser() -> argparse.ArgumentParser:
 
     o = run_parser("export", "export node embeddings (parquet, npy, projector, word2vec, faiss)")
     o.add_argument("--format", default="parquet", choices=["parquet", "npy", "projector", "word2vec", "faiss"])
+    o.add_argument("--faiss-index", choices=["flat", "hnsw"],
+                   help="with --format faiss: flat (default; exact inner-product search) or hnsw (approximate, "
+                        "faster on large catalogues: M 32, efConstruction 40, efSearch 128; docs/guide/serving.md)")
     o.add_argument("--out", required=True, help="output directory (written atomically)")
     o.add_argument("--overwrite", action="store_true")
     o.set_defaults(func=_export_embeddings)

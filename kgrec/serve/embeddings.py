@@ -10,16 +10,25 @@ trained encoder's output). Formats (``kgrec export RUN --format F --out DIR``):
 - ``word2vec``: ``embeddings.txt`` in word2vec text format, one token per node, ``type:id``
   with whitespace in ids replaced by ``_``;
 - ``faiss``: ``items.faiss``, an inner-product index of the target items (``items.tsv``), and
-  ``users.npy`` + ``users.tsv``, each user's query vector: searching the index with it gives
-  the same top-K as ``kgrec recommend --all-items`` (``--include-seen``) for that user.
+  ``users.npy`` + ``users.tsv``, each user's query vector (the head folded in). The index is
+  ``--faiss-index flat`` (default: ``faiss.IndexFlatIP``, exact: searching it with a user's
+  vector gives the same top-K as ``kgrec recommend --include-seen`` ranks by the embeddings)
+  or ``hnsw`` (``faiss.IndexHNSWFlat``, inner product, approximate: :class:`HnswConfig` has its
+  settings and defaults; ``benchmarks/faiss_recall.py`` measures its recall against the exact
+  top-K). An HNSW index searches with the ``ef_search`` stored in it and in ``export.json``;
+  set another with ``index.hnsw.efSearch = 256`` or, per call,
+  ``index.search(q, k, params=faiss.SearchParametersHNSW(efSearch=256))``.
 
-Every export directory also holds ``export.json`` (format, run): the marker by which
-``--overwrite`` knows the directory is a kgrec export it may replace.
+Every export directory also holds ``export.json`` (format, run; for ``faiss`` the index kind and
+the HNSW settings): the marker by which ``--overwrite`` knows the directory is a kgrec export it
+may replace.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -32,7 +41,12 @@ from kgrec.io import load_numpy, load_parquet
 from kgrec.models.heads import BilinearHead, DistMultHead, DotHead
 from kgrec.serve.run import Run
 
+if TYPE_CHECKING:
+    import faiss
+
 FORMATS = ("parquet", "npy", "projector", "word2vec", "faiss")
+#: the index kinds of the ``faiss`` export: exact (``flat``) or approximate (``hnsw``)
+FAISS_INDEXES = ("flat", "hnsw")
 _META = ["type", "index", "id", "domain", "label"]
 
 
@@ -71,23 +85,102 @@ def query_vectors(run: Run, users: torch.Tensor) -> np.ndarray:
     return q.cpu().numpy().astype(np.float32)
 
 
+@dataclasses.dataclass(frozen=True)
+class HnswConfig:
+    """Settings of the ``hnsw`` FAISS export: ``faiss.IndexHNSWFlat(d, m, faiss.METRIC_INNER_PRODUCT)``.
+
+    The defaults were chosen with ``benchmarks/faiss_recall.py`` (``docs/benchmarks.md``, "FAISS at
+    catalogue scale"): on a trained cloth → sport run and on generated catalogues of 100k and 1M
+    items, a bigger ``ef_construction`` lowered the recall of an inner-product graph, and ``m = 16``
+    recalled far less than 32.
+
+    Args:
+        m: neighbours per node on each upper layer (``2 m`` on the base layer); the links take about
+            ``8 m`` bytes per item besides its ``4 d`` bytes of vector.
+        ef_construction: candidates kept while inserting an item (faiss's default, 40).
+        ef_search: candidates kept while searching; more recalls more and is slower (keep it at
+            least K). Stored in the index and in ``export.json``; a reader may set another.
+
+    Raises:
+        KgrecError: a setting is not a positive integer.
+    """
+
+    m: int = 32
+    ef_construction: int = 40
+    ef_search: int = 128
+
+    def __post_init__(self) -> None:
+        for key, value in dataclasses.asdict(self).items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise KgrecError(f"HNSW setting {key} must be a positive integer, got {value!r}")
+
+
+def _check_index(kind: str, hnsw: HnswConfig | None) -> None:
+    if kind not in FAISS_INDEXES:
+        raise KgrecError(f"unknown FAISS index {kind!r}; expected one of {', '.join(FAISS_INDEXES)}")
+    if hnsw is not None and kind != "hnsw":
+        raise KgrecError(f"HNSW settings were given for a {kind!r} FAISS index; they apply to 'hnsw' only")
+
+
+def item_index(vectors: np.ndarray, kind: str = "flat", hnsw: HnswConfig | None = None) -> "faiss.Index":
+    """An inner-product FAISS index over ``[M, d]`` item vectors: ``flat`` (exact) or ``hnsw``.
+
+    Raises:
+        KgrecError: unknown ``kind``, or ``hnsw`` settings given for a ``flat`` index.
+    """
+    import faiss
+
+    _check_index(kind, hnsw)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if kind == "flat":
+        index = faiss.IndexFlatIP(vectors.shape[1])
+    else:
+        hnsw = hnsw or HnswConfig()
+        index = faiss.IndexHNSWFlat(vectors.shape[1], hnsw.m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = hnsw.ef_construction
+        index.hnsw.efSearch = hnsw.ef_search
+    index.add(vectors)
+    return index
+
+
 #: the file that marks a directory as a kgrec embedding export (what ``--overwrite`` may replace)
 EXPORT_MARKER = "export.json"
 
 
-def export_embeddings(run: Run, out: str | Path, fmt: str, overwrite: bool = False) -> Path:
+def export_embeddings(run: Run, out: str | Path, fmt: str, overwrite: bool = False,
+                      faiss_index: str | None = None, hnsw: HnswConfig | None = None) -> Path:
     """Write the ``fmt`` export of ``run`` into directory ``out`` (atomically).
 
+    Args:
+        run: a loaded run.
+        out: the export directory (replaced only with ``overwrite``, and only if it is an export).
+        fmt: one of :data:`FORMATS`.
+        overwrite: replace an earlier export at ``out``.
+        faiss_index: for ``fmt = "faiss"``: ``"flat"`` (the default; exact) or ``"hnsw"`` (approximate).
+        hnsw: the ``hnsw`` index's settings (default :class:`HnswConfig()`).
+
     Raises:
-        KgrecError: unknown format, ``out`` exists without ``overwrite``, or no FAISS export for this head.
+        KgrecError: unknown format or index, an index or HNSW settings for a format other than
+            ``faiss``, ``out`` exists without ``overwrite``, or no FAISS export for this head.
     """
     if fmt not in FORMATS:
         raise KgrecError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if fmt != "faiss" and (faiss_index is not None or hnsw is not None):
+        raise KgrecError(f"a FAISS index (--faiss-index) applies to the faiss format only, not to {fmt!r}")
+    faiss_index = faiss_index or "flat"
+    _check_index(faiss_index, hnsw)
+    if faiss_index == "hnsw":
+        hnsw = hnsw or HnswConfig()
     out = Path(out)
     check_output(out, overwrite=overwrite, ours=(EXPORT_MARKER,), what="embedding export")
     meta, vec = node_table(run)
     with atomic_directory(out, overwrite=overwrite, ours=(EXPORT_MARKER,), what="embedding export") as tmp:
-        (tmp / EXPORT_MARKER).write_text(json.dumps({"format": fmt, "run": str(run.path)}) + "\n", encoding="utf-8")
+        marker = {"format": fmt, "run": str(run.path)}
+        if fmt == "faiss":
+            marker["faiss_index"] = faiss_index
+            if hnsw is not None:
+                marker["hnsw"] = dataclasses.asdict(hnsw)
+        (tmp / EXPORT_MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
         if fmt == "parquet":
             table = meta.copy()
             table["vector"] = list(vec)
@@ -110,9 +203,7 @@ def export_embeddings(run: Run, out: str | Path, fmt: str, overwrite: bool = Fal
 
             items = run.artifact.items_of(TARGET)
             item_rows = meta.index[(meta["type"] == "item")].to_numpy()[items.numpy()]
-            index = faiss.IndexFlatIP(vec.shape[1])
-            index.add(np.ascontiguousarray(vec[item_rows]))
-            faiss.write_index(index, str(tmp / "items.faiss"))
+            faiss.write_index(item_index(vec[item_rows], faiss_index, hnsw), str(tmp / "items.faiss"))
             meta.iloc[item_rows].to_csv(tmp / "items.tsv", sep="\t", index=False)
             users = torch.arange(run.graph.sizes["user"])
             np.save(tmp / "users.npy", query_vectors(run, users))
@@ -121,7 +212,8 @@ def export_embeddings(run: Run, out: str | Path, fmt: str, overwrite: bool = Fal
 
 
 def read_embeddings(path: str | Path, fmt: str) -> tuple[pd.DataFrame, np.ndarray]:
-    """Read an export back: ``(rows, vectors)``; for ``faiss``, the item rows and the index's vectors.
+    """Read an export back: ``(rows, vectors)``; for ``faiss``, the item rows and the index's vectors
+    (reconstructed from either index kind: an HNSW index keeps the exact vectors in its storage).
 
     Raises:
         KgrecError: unknown format.
