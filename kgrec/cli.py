@@ -526,7 +526,7 @@ def make_parser() -> argparse.ArgumentParser:
     o.add_argument("--format", default="parquet", choices=["parquet", "npy", "projector", "word2vec", "faiss"])
     o.add_argument("--faiss-index", choices=["flat", "hnsw"],
                    help="with --format faiss: flat (default; exact inner-product search) or hnsw (approximate, "
-                        "faster on large catalogues: M 32, efConstruction 40, efSearch 128; docs/guide/serving.md)")
+                        "faster on large catalogues: M 64, efConstruction 40, efSearch 256; docs/guide/serving.md)")
     o.add_argument("--out", required=True, help="output directory (written atomically)")
     o.add_argument("--overwrite", action="store_true")
     o.set_defaults(func=_export_embeddings)

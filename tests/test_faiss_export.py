@@ -13,7 +13,7 @@ import pytest
 from conftest import one_error_line
 from kgrec.cli import main
 from kgrec.errors import KgrecError
-from kgrec.serve import export_embeddings, load_run, read_embeddings, recommend
+from kgrec.serve import FAISS_INDEXES, export_embeddings, load_run, read_embeddings, recommend
 from kgrec.serve.embeddings import HnswConfig, item_index
 
 
@@ -107,3 +107,11 @@ def test_the_python_api_refuses_a_bad_index_before_writing(run, tmp_path, kwargs
 def test_hnsw_settings_must_be_positive_integers(value):
     with pytest.raises(KgrecError, match="HNSW setting m must be a positive integer"):
         HnswConfig(m=value)
+
+
+def test_the_cli_offers_exactly_the_exports_index_kinds():
+    from kgrec.cli import make_parser
+
+    export = make_parser()._subparsers._group_actions[0].choices["export"]
+    option = next(a for a in export._actions if "--faiss-index" in a.option_strings)
+    assert tuple(option.choices) == FAISS_INDEXES and option.default is None
