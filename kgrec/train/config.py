@@ -161,8 +161,9 @@ def _eval(t: TomlTable | None) -> EvalConfig:
     if not ks or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in ks):
         raise t.err("ks", f"expected a list of positive integers, got {ks!r}")
     mem = t.get("memory_mb", int, 256, lo=1)
+    valid_users = t.get("valid_users", int, EvalConfig.valid_users, lo=0)
     t.done()
-    return EvalConfig(k, tuple(sorted(set(ks) | {k})), mem)
+    return EvalConfig(k, tuple(sorted(set(ks) | {k})), mem, valid_users)
 
 
 def parse_config(data: dict, path: str = "<config>", root: str | Path = ".",
