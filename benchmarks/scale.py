@@ -2,8 +2,9 @@
 
 For each size: ``kgrec synth`` (seed 0) -> ``kgrec build`` -> one pre-training epoch of kgrec
 (the default config, transfer mode, over the merged graph) -> one epoch of merged LightGCN
-(the same budget) -> one full validation pass (every validation user ranked over every target
-item by kgrec's score blended with the default path scores over the merged graph, weight 1).
+(the same budget) -> one full validation pass as training makes it (the validation users, a seeded
+sample of ``eval.valid_users`` = 10,000 where there are more, each ranked over every target item
+by kgrec's score blended with the default path scores over the merged graph, weight 1).
 Every phase runs in its own subprocess (it loads what the one before wrote), so each peak RSS
 is that phase's own (``ru_maxrss`` of the process, about 0.4 GiB of it importing torch, and
 the graph loaded from disk). The seconds are the phase's work alone (not the imports or the
@@ -120,7 +121,7 @@ def _phase_lightgcn(work: Path, edges: int, device: str) -> dict:
 def _phase_validate(work: Path, edges: int, device: str) -> dict:
     import torch
 
-    from kgrec.eval import ranking_task
+    from kgrec.eval import ranking_task, sample_users
     from kgrec.graph.artifact import load_graph
     from kgrec.models import RelationalGraph, TransferModel
     from kgrec.models.paths import PathScorer
@@ -131,7 +132,7 @@ def _phase_validate(work: Path, edges: int, device: str) -> dict:
     g = RelationalGraph.from_hetero(artifact.data, dev)
     model = TransferModel(g.sizes, g.num_relations, cfg.model, {}).to(dev)
     model.load_state_dict(torch.load(work / "model.pt", map_location=dev, weights_only=True))
-    task = ranking_task(artifact, "valid")
+    task = sample_users(ranking_task(artifact, "valid"), cfg.eval.valid_users, cfg.seed)  # as training validates
     with _Clock(device) as clock:
         paths = PathScorer(g, cfg.model.path_hops, cfg.model.path_alpha)
         metrics = trainer.validate(model, g, task, cfg.eval.ks, cfg.eval.memory_mb, paths, 1.0)

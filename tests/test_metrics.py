@@ -118,3 +118,17 @@ def test_test_task_filters_train_and_valid_items(example_graph):
     for row, u in enumerate(task.users.tolist()):
         expected = {task.items.tolist().index(i) for i in seen[1][seen[0] == u].tolist()}
         assert set(ex_items[ex_ptr[row]:ex_ptr[row + 1]].tolist()) == expected
+
+
+def test_validation_on_a_sample_of_users_is_seeded_and_keeps_each_users_items(example_graph):
+    from kgrec.eval import sample_users
+    task = ranking_task(example_graph, "valid")
+    assert sample_users(task, 0) is task and sample_users(task, len(task.users)) is task  # 0: all; fewer: all
+    half = sample_users(task, len(task.users) // 2, seed=3)
+    assert len(half.users) == len(task.users) // 2
+    assert torch.equal(half.users, sample_users(task, len(task.users) // 2, seed=3).users)  # seeded
+    assert set(half.users.tolist()) <= set(task.users.tolist()) and torch.equal(half.items, task.items)
+    for row, user in enumerate(half.users.tolist()):  # each kept user keeps their own relevant and excluded items
+        full_row = task.users.tolist().index(user)
+        for csr, whole in ((half.relevant, task.relevant), (half.exclude, task.exclude)):
+            assert torch.equal(csr[1][csr[0][row]:csr[0][row + 1]], whole[1][whole[0][full_row]:whole[0][full_row + 1]])

@@ -166,9 +166,12 @@ def test_the_memory_estimate_counts_the_embedding_tables_and_their_optimiser_sta
 
 
 def test_evalconfig_keeps_its_own_bounds():
-    assert {f.name for f in dataclasses.fields(EvalConfig)} == {"k", "ks", "memory_mb"}
+    assert {f.name for f in dataclasses.fields(EvalConfig)} == {"k", "ks", "memory_mb", "valid_users"}
     with pytest.raises(SpecError, match=r"key 'eval.memory_mb': must be >= 1"):
         make_config(None, {"graph": "g", "eval.memory_mb": 0})
+    with pytest.raises(SpecError, match=r"key 'eval.valid_users': must be >= 0"):
+        make_config(None, {"graph": "g", "eval.valid_users": -1})
+    assert make_config(None, {"graph": "g", "eval.valid_users": 0}).eval.valid_users == 0  # 0: every user
 
 
 @pytest.mark.parametrize("command", ["benchmark", "tune"])

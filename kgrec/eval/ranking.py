@@ -75,6 +75,18 @@ def ranking_task(artifact: GraphArtifact, split: str = "valid", domain: str = TA
     return RankingTask(users, items, relevant, _group(seen[0], pos_of[seen[1]], users), split)
 
 
+def sample_users(task: RankingTask, n: int, seed: int = 0) -> RankingTask:
+    """``task`` restricted to ``n`` of its users drawn without replacement by ``seed`` (kept in their
+    order); the whole task when it has at most ``n`` users or ``n`` is 0. Early stopping on a fixed
+    number of users keeps a validation pass from growing with the square of the catalogue."""
+    if n <= 0 or len(task.users) <= n:
+        return task
+    pick = torch.randperm(len(task.users), generator=torch.Generator().manual_seed(seed))[:n]
+    mask = torch.zeros(len(task.users), dtype=torch.bool)
+    mask[pick] = True
+    return task.subset(mask)
+
+
 def rank(score_fn: Callable[[Tensor], Tensor], task: RankingTask, k: int, memory_mb: int = 256,
          device: torch.device | str = "cpu", user_bytes: int = 0) -> Tensor:
     """``[U, k]`` positions into ``task.items`` of each user's top k, excluded items filtered.

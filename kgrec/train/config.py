@@ -117,11 +117,14 @@ class FinetuneConfig(StageConfig):
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Validation: early stopping on full-ranking NDCG@``k``; reports at ``ks``."""
+    """Validation: early stopping on full-ranking NDCG@``k``; reports at ``ks``. ``valid_users``:
+    the validation users early stopping, the filter and the blend weight are chosen on, at most (a
+    seeded sample of that many where there are more; 0: all); the test always ranks every test user."""
 
     k: int = field(default=10, metadata={"lo": 1})
     ks: tuple[int, ...] = (10, 20)
     memory_mb: int = field(default=256, metadata={"lo": 1})
+    valid_users: int = field(default=10_000, metadata={"lo": 0})
 
 
 @dataclass(frozen=True)
@@ -158,8 +161,9 @@ def _eval(t: TomlTable | None) -> EvalConfig:
     if not ks or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in ks):
         raise t.err("ks", f"expected a list of positive integers, got {ks!r}")
     mem = t.get("memory_mb", int, 256, lo=1)
+    valid_users = t.get("valid_users", int, EvalConfig.valid_users, lo=0)
     t.done()
-    return EvalConfig(k, tuple(sorted(set(ks) | {k})), mem)
+    return EvalConfig(k, tuple(sorted(set(ks) | {k})), mem, valid_users)
 
 
 def parse_config(data: dict, path: str = "<config>", root: str | Path = ".",

@@ -51,7 +51,7 @@ from kgrec.atomic import atomic_file, check_output, check_writable, remove_outpu
 from kgrec.errors import KgrecError
 from kgrec.integrity import record_files
 from kgrec.io import load_torch
-from kgrec.eval import METRICS, RankingTask, mean_metrics, metrics_of_top, ranking_task
+from kgrec.eval import METRICS, RankingTask, mean_metrics, metrics_of_top, ranking_task, sample_users
 from kgrec.eval.items import item_group_tasks
 from kgrec.graph.artifact import INTERACTS, SOURCE, TARGET, GraphArtifact, load_graph, reverse_relation
 from kgrec.graph.views import target_only
@@ -642,7 +642,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
     gen = torch.Generator().manual_seed(config.seed)
     features = item_features(artifact, config.model, config.seed)
     merged = RelationalGraph.from_hetero(artifact.data, device)
-    valid = ranking_task(artifact, "valid")
+    valid = sample_users(ranking_task(artifact, "valid"), config.eval.valid_users, config.seed)
     test = ranking_task(artifact, "test", exclude=("train", "valid"))
     if len(valid.users) == 0:
         raise KgrecError(f"{config.graph}: the target domain has no validation interactions, which early stopping "
