@@ -200,17 +200,20 @@ def test_the_ease_filter_scores_are_ease_over_the_source_weighted_matrix(weight,
         assert set(np.flatnonzero(np.abs(kept[:, j]) > 1e-6)) <= set(np.flatnonzero(np.abs(b[:, j]) > 1e-6))
 
 
-def test_the_ease_filter_chooses_lambda_on_validation_and_reuses_a_fit():
+def test_the_ease_filter_chooses_lambda_on_validation_and_reuses_a_fit(monkeypatch):
     from kgrec.eval.ranking import RankingTask, _group
     from kgrec.models import itemknn
+    from kgrec.train.trainer import fit_ease
     graph, x = two_domain_graph(30, 18, 12, seed=5)
     users = torch.arange(1, 30)
     held = torch.tensor([[u, int(np.flatnonzero(x[u, :18] == 0)[0])] for u in users.tolist()]).T  # one unseen item each
     seen = torch.from_numpy(np.stack(np.nonzero(x[:, :18])))
     task = RankingTask(users, torch.arange(18), _group(held[0], held[1], users), _group(seen[0], seen[1], users))
     ease = itemknn.EASEFilter(graph, torch.arange(18), 0.5)
-    found = ease.fit(task, k=5, lambdas=(1.0, 50.0))
+    found = fit_ease(ease, task, k=5, lambdas=(1.0, 50.0))
     assert set(found) == {"ease w=0.5 lambda=1", "ease w=0.5 lambda=50"}
     assert ease.lam == max((1.0, 50.0), key=lambda lam: (found[f"ease w=0.5 lambda={lam:g}"], -lam))
     again = itemknn.EASEFilter(graph, torch.arange(18), 0.5)
-    assert again.fit(task, k=5, lambdas=(1.0, 50.0)) == found and again.lam == ease.lam
+    monkeypatch.setattr(itemknn.EASEFilter, "fits", lambda *a, **kw: pytest.fail("refitted"))
+    assert fit_ease(again, task, k=5, lambdas=(1.0, 50.0)) == found and again.lam == ease.lam  # the earlier fit
+    torch.testing.assert_close(again.scores(users, torch.arange(18)), ease.scores(users, torch.arange(18)))

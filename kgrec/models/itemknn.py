@@ -203,9 +203,6 @@ EASE_SOURCE_WEIGHTS = (0.0, 0.5)
 #: the largest ``min(users, items)`` an EASE filter is offered at: its eigendecomposition costs that cubed
 #: in time and three float64 matrices of that squared in memory (6.4 GB at 16,384)
 EASE_MAX_SIDE = 16_384
-#: EASE fits a process keeps for its later runs (a benchmark's seeds and variants fit the same matrices)
-MEMO_FITS = 4
-_MEMO: dict[bytes, tuple[float, Tensor, Tensor, dict[str, float]]] = {}
 
 
 class EASEFilter:
@@ -214,8 +211,8 @@ class EASEFilter:
     into the target items, kept to the ``neighbours`` largest in magnitude per item, so that a run
     saves them as the same sparse :class:`~kgrec.models.paths.ItemWalks` operator as a walk's.
 
-    The user–item edges of ``graph`` (its training interactions) make ``X``; ``lambda`` is chosen
-    on validation by :meth:`fit` among :data:`EASE_LAMBDAS`, on the truncated weights a run serves.
+    The user–item edges of ``graph`` (its training interactions) make ``X``; a run chooses ``lambda``
+    on validation among :data:`EASE_LAMBDAS` (:meth:`fits`), on the truncated weights it serves.
 
     Args:
         graph: the graph whose user -> item edges are the interactions.
@@ -274,39 +271,21 @@ class EASEFilter:
         op = torch.sparse_coo_tensor(indices.to(dev), values.to(dev), (len(self._rows), len(items))).coalesce()
         return ItemWalks(self._rows, items.to(dev), op)
 
-    def fit(self, task, k: int, memory_mb: int = 256, world=None,
-            lambdas: tuple[float, ...] = EASE_LAMBDAS) -> dict[str, float]:
-        """Choose ``lambda`` by NDCG@``k`` on ``task`` (a :class:`~kgrec.eval.ranking.RankingTask`) of the
-        truncated weights, keep that operator, and return every ``lambda``'s NDCG@``k`` by name. A fit
-        of the same interactions, items and task earlier in the process is reused."""
-        from kgrec.eval.ranking import mean_metrics, metrics_of_top, rank_each  # eval sits above models
-        h = hashlib.blake2b(digest_size=16)
-        for part in (task.users.cpu().numpy(), task.items.cpu().numpy(), np.array(lambdas + (k,), dtype=np.float64)):
-            h.update(np.ascontiguousarray(part).tobytes())
-        key = self._key(task.items, h.digest())
-        if key not in _MEMO:
-            ease, found, best = self._ease(), {}, (-1.0, 0.0, None)
-            for lam in lambdas:
-                self.lam = lam
-                walks = self._walks(ease.solve(lam), task.items)
-                self._operators = {walks.items.cpu().numpy().tobytes(): walks}
-                ranked = (world.rank_each if world is not None else rank_each)(
-                    lambda users: [self.scores(users, task.items)], task, k, memory_mb, self.graph.device,
-                    user_bytes=self.batch_bytes(task.items))[0]
-                found[f"ease w={self.source_weight:g} lambda={lam:g}"] = value = \
-                    mean_metrics(metrics_of_top(ranked, task, (k,)))[f"ndcg@{k}"]
-                if value > best[0]:
-                    best = (value, lam, walks)
-            while len(_MEMO) >= MEMO_FITS:  # each holds an operator of the catalogue times the neighbours
-                del _MEMO[next(iter(_MEMO))]
-            _MEMO[key] = (best[1], best[2].op.indices().cpu(), best[2].op.values().cpu(), found)
-        lam, indices, values, found = _MEMO[key]
+    def fits(self, items: Tensor, lambdas: tuple[float, ...] = EASE_LAMBDAS):
+        """``(lambda, operator)`` for each of ``lambdas``: the truncated weights into ``items`` ``[M]``,
+        one eigendecomposition for all; the caller scores each (:meth:`use` it first) and keeps one."""
+        ease = self._ease()
+        for lam in lambdas:
+            yield lam, self._walks(ease.solve(lam), items)
+
+    def use(self, lam: float, walks: ItemWalks) -> None:
+        """Score with ``walks``, the weights at ``lam`` (from :meth:`fits`, or saved)."""
         self.lam = lam
-        dev = self.graph.device
-        op = torch.sparse_coo_tensor(indices.to(dev), values.to(dev), (len(self._rows), len(task.items)),
-                                     is_coalesced=True)
-        self._operators = {task.items.cpu().numpy().tobytes(): ItemWalks(self._rows, task.items.to(dev), op)}
-        return dict(found)
+        self._operators = {walks.items.cpu().numpy().tobytes(): walks}
+
+    def fingerprint(self, items: Tensor) -> bytes:
+        """What a fit depends on: the weighted interactions, the items scored and the neighbours kept."""
+        return self._key(items)
 
     def item_walks(self, items: Tensor) -> ItemWalks:
         """The operator of ``items`` ``[M]`` (type-local) at the chosen ``lambda``, computed once."""
