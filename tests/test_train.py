@@ -375,6 +375,11 @@ def test_the_chosen_filter_is_recorded_and_served(artifact_dir, tmp_path, ease):
     chosen = res.paths.describe() if isinstance(res.paths, EASEFilter) else {"alpha": res.paths.alpha, "beta": res.paths.beta}
     assert saved["path_filter"] == chosen
     assert any(name.startswith("ease") for by in saved["path_filter_valid"].values() for name in by) == ease
+    # the filter kept is the one whose blend with the embeddings is best, over both families when EASE is on
+    blended = saved["path_filter_blended"]
+    assert all(len(by) == (2 if ease else 1) for by in blended.values())
+    assert saved["valid"]["ndcg@10"] == pytest.approx(max(v for by in blended.values() for v in by.values()), abs=1e-9)
+    assert blended[saved["path_graph"]][trainer._filter_name(res.paths)] == pytest.approx(saved["valid"]["ndcg@10"], abs=1e-9)
     loaded = load_run(tmp_path / "r")
     assert loaded.path_filter == saved["path_filter"]
     walks = path_scorer(loaded.config, loaded.artifact, loaded.path_graph, "cpu", loaded.path_filter)

@@ -410,17 +410,19 @@ def _filter_dict(paths: PathScorer | EASEFilter | None) -> dict:
 
 
 @torch.no_grad()
-def choose_filter(graph: RelationalGraph, hops: int, default_alpha: float, task: RankingTask, k: int,
-                  memory_mb: int = 256, world: World = SINGLE, ease_weights: tuple[float, ...] = (),
-                  ease_neighbours: int = 128) -> tuple[PathScorer | EASEFilter, dict[str, float]]:
-    """The filter with the best NDCG@``k`` on ``task`` by its own scores: the default walk at
-    ``default_alpha``, RP3beta at each ``alpha`` of :data:`FILTER_ALPHAS` and ``beta`` of
-    :data:`FILTER_BETAS` (one walk per alpha), and EASE (:class:`~kgrec.models.itemknn.EASEFilter`)
-    at each source weight of ``ease_weights``, its ``lambda`` chosen the same way (left out where the
-    graph is larger than :data:`~kgrec.models.itemknn.EASE_MAX_SIDE`). A tie keeps the earlier.
-    Returns the filter and every candidate's NDCG@``k`` by name (``"default"``, ``"rp3 a=0.5 b=0.25"``,
-    ``"ease w=0.5 lambda=100"``)."""
-    scores, best, best_value = {}, None, -1.0
+def filter_candidates(graph: RelationalGraph, hops: int, default_alpha: float, task: RankingTask, k: int,
+                      memory_mb: int = 256, world: World = SINGLE, ease_weights: tuple[float, ...] = (),
+                      ease_neighbours: int = 128) -> tuple[list[PathScorer | EASEFilter], dict[str, float]]:
+    """The best filter of each family by its own NDCG@``k`` on ``task``: the best walk (the default
+    walk at ``default_alpha``, or RP3beta at each ``alpha`` of :data:`FILTER_ALPHAS` and ``beta`` of
+    :data:`FILTER_BETAS`, one walk per alpha), then the best EASE
+    (:class:`~kgrec.models.itemknn.EASEFilter` at each source weight of ``ease_weights``, its ``lambda``
+    chosen the same way; left out where the graph is larger than
+    :data:`~kgrec.models.itemknn.EASE_MAX_SIDE`). A tie keeps the earlier. Returns the candidates and
+    every filter's NDCG@``k`` by name (``"default"``, ``"rp3 a=0.5 b=0.25"``, ``"ease w=0.5 lambda=100"``).
+    The run then keeps the candidate whose *blend* with the embeddings is best on validation: two
+    filters within noise of each other alone can differ once blended."""
+    scores, walk, walk_value = {}, None, -1.0
     for alpha, betas in [(default_alpha, (None,))] + [(a, FILTER_BETAS) for a in FILTER_ALPHAS]:
         scorer = PathScorer(graph, hops, alpha, None if betas == (None,) else 0.0, memory_mb)
         penalty = [None if b is None else scorer.popularity_penalty(task.items, b) for b in betas]
@@ -433,17 +435,31 @@ def choose_filter(graph: RelationalGraph, hops: int, default_alpha: float, task:
         for b, top in zip(betas, tops):
             name = "default" if b is None else f"rp3 a={alpha:g} b={b:g}"
             scores[name] = mean_metrics(metrics_of_top(top, task, (k,)))[f"ndcg@{k}"]
-            if scores[name] > best_value:
-                best_value, best = scores[name], scorer if b is None else scorer.with_beta(b)
+            if scores[name] > walk_value:
+                walk_value, walk = scores[name], scorer if b is None else scorer.with_beta(b)
+    candidates: list[PathScorer | EASEFilter] = [walk]
+    ease_best, ease_value = None, -1.0
     for weight in ease_weights:
         ease = EASEFilter(graph, task.items, weight, ease_neighbours)
         if ease.x.nnz == 0 or ease.side > EASE_MAX_SIDE:
             continue
         found = fit_ease(ease, task, k, memory_mb, world)
         scores.update(found)
-        if max(found.values()) > best_value:
-            best_value, best = max(found.values()), ease
-    return best, scores
+        if max(found.values()) > ease_value:
+            ease_value, ease_best = max(found.values()), ease
+    return candidates + ([ease_best] if ease_best is not None else []), scores
+
+
+def choose_filter(graph: RelationalGraph, hops: int, default_alpha: float, task: RankingTask, k: int,
+                  memory_mb: int = 256, world: World = SINGLE, ease_weights: tuple[float, ...] = (),
+                  ease_neighbours: int = 128) -> tuple[PathScorer | EASEFilter, dict[str, float]]:
+    """The one filter with the best NDCG@``k`` on ``task`` by its own scores, among
+    :func:`filter_candidates`' (a tie keeps the walk), and every filter's NDCG@``k`` by name."""
+    candidates, scores = filter_candidates(graph, hops, default_alpha, task, k, memory_mb, world, ease_weights,
+                                           ease_neighbours)
+    walks = max(v for n, v in scores.items() if not n.startswith("ease"))
+    eases = max((v for n, v in scores.items() if n.startswith("ease")), default=-1.0)
+    return (candidates[1] if eases > walks else candidates[0]), scores
 
 
 #: EASE fits a process keeps for its later runs (a benchmark's seeds and variants fit the same matrices)
@@ -718,23 +734,32 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
     final_graph = stages[-1][2]
     ks = config.eval.ks
     paths, path_graph, path_weight, path_valid, filters = None, "", 0.0, {}, {}
+    blended: dict[str, dict[str, float]] = defaultdict(dict)  # view -> candidate filter -> its best blend
     key = f"ndcg@{config.eval.k}"
     if config.model.path_hops > 0:
         best = -1.0
         for view, walked in walk_graphs(config, artifact, merged, final_graph).items():
             ease = (() if not config.model.path_ease else (0.0,) if view == "target" else EASE_SOURCE_WEIGHTS)
-            scorer, filters[view] = choose_filter(walked, config.model.path_hops, config.model.path_alpha, valid,
-                                                  config.eval.k, config.eval.memory_mb, world, ease,
-                                                  config.model.ease_neighbours)
-            weight, by_weight = choose_path_weight(model, final_graph, scorer, valid, ks, config.eval.k,
-                                                   config.eval.memory_mb, world)
+            candidates, filters[view] = filter_candidates(walked, config.model.path_hops, config.model.path_alpha,
+                                                          valid, config.eval.k, config.eval.memory_mb, world, ease,
+                                                          config.model.ease_neighbours)
+            kept = None
+            for scorer in candidates:  # the filter whose blend is best, not the best alone; a tie keeps the walk
+                weight, by_weight = choose_path_weight(model, final_graph, scorer, valid, ks, config.eval.k,
+                                                       config.eval.memory_mb, world)
+                blended[view][_filter_name(scorer)] = by_weight[weight][key]
+                if kept is None or by_weight[weight][key] > kept[0]:
+                    kept = (by_weight[weight][key], scorer, weight, by_weight)
+            _, scorer, weight, by_weight = kept
             path_valid[view] = {w: m[key] for w, m in by_weight.items()}
             if by_weight[weight][key] > best:  # a tie keeps the first: merged before target
                 best, paths, path_graph, path_weight = by_weight[weight][key], scorer, view, weight
                 valid_m = by_weight[weight]
         log(f"path scores: {_filter_name(paths)} over the {path_graph} graph at blend weight {path_weight}, "
             f"chosen on validation (filters alone: " + "; ".join(f"{view}: " + ", ".join(
-                f"{n} {v:.4f}" for n, v in by.items()) for view, by in filters.items()) + "; blends: "
+                f"{n} {v:.4f}" for n, v in by.items()) for view, by in filters.items()) + "; best blends: "
+            + "; ".join(f"{view}: " + ", ".join(f"{n} {v:.4f}" for n, v in by.items()) for view, by in blended.items())
+            + "; blends of the filter kept: "
             + "; ".join(f"{view}: " + ", ".join(f"{w}: {v:.4f}" for w, v in by.items())
                         for view, by in path_valid.items()) + f" {key})")
     else:
@@ -757,6 +782,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
                    "metrics": list(METRICS), "ks": list(ks), "path_graph": path_graph,
                    "path_weight": path_weight, "path_filter": _filter_dict(paths), "path_filter_valid": filters,
                    "path_weight_valid": {view: {str(w): v for w, v in by.items()} for view, by in path_valid.items()},
+                   "path_filter_blended": dict(blended),
                    **({"test_items": test_items} if test_items else {})}
         with atomic_file(out / "results.json") as f:
             json.dump(results, f, indent=2)
