@@ -48,7 +48,7 @@ import torch
 from torch import Tensor
 
 from kgrec.models.graph import RelationalGraph
-from kgrec.models.paths import PRODUCT_BYTES_PER_ENTRY, ItemWalks, _dense
+from kgrec.models.paths import PRODUCT_BYTES_PER_ENTRY, ItemWalks, _coo, _dense
 
 #: EASE's L2 weights tried on validation
 EASE_LAMBDAS = (1.0, 10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 3000.0)
@@ -136,15 +136,14 @@ class EASEScorer:
         ``X``, ``O(nnz(X_J) U + nnz(X) |J|)``, never a ``[I, I]`` matrix.
         """
         n = self.x.shape[1]
-        lam = self.lam
         rows, cols, vals = [], [], []
         keep = min(neighbours, n)
         for lo in range(0, len(items), chunk):
             cols_j = items[lo:lo + chunk]
             if self.dual:
                 kx = (self.x_t[cols_j] @ self.inverse).T  # [U, c] = K X_J (K symmetric)
-                p = -np.asarray(self.x_t @ kx) / lam      # [I, c]
-                p[cols_j, np.arange(len(cols_j))] += 1.0 / lam
+                p = -np.asarray(self.x_t @ kx) / self.lam      # [I, c]
+                p[cols_j, np.arange(len(cols_j))] += 1.0 / self.lam
             else:
                 p = self.inverse[:, cols_j]
             b = torch.from_numpy(-(p / self.diag[cols_j]).astype(np.float32))
@@ -230,9 +229,9 @@ class EASEFilter:
         src, dst = graph.edge_index
         edge = (src >= uo) & (src < uo + un) & (dst >= io) & (dst < io + n_items)
         users, items = (src[edge] - uo).cpu().numpy(), (dst[edge] - io).cpu().numpy()
-        self._target = np.zeros(n_items, dtype=bool)
-        self._target[targets.cpu().numpy()] = True
-        self._item_weight = np.where(self._target, 1.0, source_weight)
+        is_target = np.zeros(n_items, dtype=bool)
+        is_target[targets.cpu().numpy()] = True
+        self._item_weight = np.where(is_target, 1.0, source_weight)
         keep = self._item_weight[items] > 0
         x = sp.csr_matrix((np.ones(int(keep.sum())), (users[keep], items[keep])), shape=(un, n_items))
         x.sum_duplicates()
@@ -255,21 +254,15 @@ class EASEFilter:
         """The filter's settings, as a run records them (``path_filter``)."""
         return dict(self.walk_key)
 
-    def _key(self, items: Tensor, task_key: bytes = b"") -> bytes:
-        h = hashlib.blake2b(digest_size=16)
-        for part in (self.x.indptr, self.x.indices, self.x.data, items.cpu().numpy(),
-                     np.array([self.neighbours], dtype=np.int64)):
-            h.update(np.ascontiguousarray(part).tobytes())
-        return h.digest() + task_key
-
     def _ease(self) -> EASE:
         return EASE(self.x, *self.x.shape)
 
     def _walks(self, scorer: "EASEScorer", items: Tensor) -> ItemWalks:
         indices, values = scorer.item_weights(items.cpu().numpy(), self.neighbours)
         dev = self.graph.device
-        op = torch.sparse_coo_tensor(indices.to(dev), values.to(dev), (len(self._rows), len(items))).coalesce()
-        return ItemWalks(self._rows, items.to(dev), op)
+        indices = indices.to(dev)
+        return ItemWalks(self._rows, items.to(dev), _coo(indices[0], indices[1], values.to(dev),
+                                                           (len(self._rows), len(items))))
 
     def fits(self, items: Tensor, lambdas: tuple[float, ...] = EASE_LAMBDAS):
         """``(lambda, operator)`` for each of ``lambdas``: the truncated weights into ``items`` ``[M]``,
@@ -285,7 +278,11 @@ class EASEFilter:
 
     def fingerprint(self, items: Tensor) -> bytes:
         """What a fit depends on: the weighted interactions, the items scored and the neighbours kept."""
-        return self._key(items)
+        h = hashlib.blake2b(digest_size=16)
+        for part in (self.x.indptr, self.x.indices, self.x.data, items.cpu().numpy(),
+                     np.array([self.neighbours], dtype=np.int64)):
+            h.update(np.ascontiguousarray(part).tobytes())
+        return h.digest()
 
     def item_walks(self, items: Tensor) -> ItemWalks:
         """The operator of ``items`` ``[M]`` (type-local) at the chosen ``lambda``, computed once."""
@@ -301,11 +298,9 @@ class EASEFilter:
         self._operators[walks.items.cpu().numpy().tobytes()] = walks
 
     def _first(self, rows: sp.csr_matrix, walks: ItemWalks) -> Tensor:
-        coo = rows.tocoo()
-        dev = self.graph.device
-        return torch.sparse_coo_tensor(torch.from_numpy(np.stack([coo.row, coo.col])).long().to(dev),
-                                       torch.from_numpy(coo.data).float().to(dev),
-                                       (rows.shape[0], len(walks.rows))).coalesce()
+        coo, dev = rows.tocoo(), self.graph.device
+        return _coo(torch.from_numpy(coo.row).long().to(dev), torch.from_numpy(coo.col).long().to(dev),
+                    torch.from_numpy(coo.data).float().to(dev), (rows.shape[0], len(walks.rows)))
 
     @torch.no_grad()
     def scores(self, users: Tensor, items: Tensor) -> Tensor:

@@ -412,14 +412,14 @@ def _filter_dict(paths: PathScorer | EASEFilter | None) -> dict:
 @torch.no_grad()
 def filter_candidates(graph: RelationalGraph, hops: int, default_alpha: float, task: RankingTask, k: int,
                       memory_mb: int = 256, world: World = SINGLE, ease_weights: tuple[float, ...] = (),
-                      ease_neighbours: int = 128) -> tuple[list[PathScorer | EASEFilter], dict[str, float]]:
+                      ease_neighbours: int = 128) -> tuple[list[tuple[PathScorer | EASEFilter, float]], dict[str, float]]:
     """The best filter of each family by its own NDCG@``k`` on ``task``: the best walk (the default
     walk at ``default_alpha``, or RP3beta at each ``alpha`` of :data:`FILTER_ALPHAS` and ``beta`` of
     :data:`FILTER_BETAS`, one walk per alpha), then the best EASE
     (:class:`~kgrec.models.itemknn.EASEFilter` at each source weight of ``ease_weights``, its ``lambda``
     chosen the same way; left out where the graph is larger than
-    :data:`~kgrec.models.itemknn.EASE_MAX_SIDE`). A tie keeps the earlier. Returns the candidates and
-    every filter's NDCG@``k`` by name (``"default"``, ``"rp3 a=0.5 b=0.25"``, ``"ease w=0.5 lambda=100"``).
+    :data:`~kgrec.models.itemknn.EASE_MAX_SIDE`). A tie keeps the earlier. Returns the candidates with
+    their own NDCG@``k``, and every filter's NDCG@``k`` by name (``"default"``, ``"rp3 a=0.5 b=0.25"``, ``"ease w=0.5 lambda=100"``).
     The run then keeps the candidate whose *blend* with the embeddings is best on validation: two
     filters within noise of each other alone can differ once blended."""
     scores, walk, walk_value = {}, None, -1.0
@@ -437,7 +437,7 @@ def filter_candidates(graph: RelationalGraph, hops: int, default_alpha: float, t
             scores[name] = mean_metrics(metrics_of_top(top, task, (k,)))[f"ndcg@{k}"]
             if scores[name] > walk_value:
                 walk_value, walk = scores[name], scorer if b is None else scorer.with_beta(b)
-    candidates: list[PathScorer | EASEFilter] = [walk]
+    candidates: list[tuple[PathScorer | EASEFilter, float]] = [(walk, walk_value)]
     ease_best, ease_value = None, -1.0
     for weight in ease_weights:
         ease = EASEFilter(graph, task.items, weight, ease_neighbours)
@@ -447,7 +447,7 @@ def filter_candidates(graph: RelationalGraph, hops: int, default_alpha: float, t
         scores.update(found)
         if max(found.values()) > ease_value:
             ease_value, ease_best = max(found.values()), ease
-    return candidates + ([ease_best] if ease_best is not None else []), scores
+    return candidates + ([(ease_best, ease_value)] if ease_best is not None else []), scores
 
 
 def choose_filter(graph: RelationalGraph, hops: int, default_alpha: float, task: RankingTask, k: int,
@@ -457,9 +457,7 @@ def choose_filter(graph: RelationalGraph, hops: int, default_alpha: float, task:
     :func:`filter_candidates`' (a tie keeps the walk), and every filter's NDCG@``k`` by name."""
     candidates, scores = filter_candidates(graph, hops, default_alpha, task, k, memory_mb, world, ease_weights,
                                            ease_neighbours)
-    walks = max(v for n, v in scores.items() if not n.startswith("ease"))
-    eases = max((v for n, v in scores.items() if n.startswith("ease")), default=-1.0)
-    return (candidates[1] if eases > walks else candidates[0]), scores
+    return max(candidates, key=lambda c: c[1])[0], scores  # max keeps the first of a tie: the walk
 
 
 #: EASE fits a process keeps for its later runs (a benchmark's seeds and variants fit the same matrices)
@@ -744,7 +742,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
                                                           valid, config.eval.k, config.eval.memory_mb, world, ease,
                                                           config.model.ease_neighbours)
             kept = None
-            for scorer in candidates:  # the filter whose blend is best, not the best alone; a tie keeps the walk
+            for scorer, _ in candidates:  # the filter whose blend is best, not the best alone; a tie keeps the walk
                 weight, by_weight = choose_path_weight(model, final_graph, scorer, valid, ks, config.eval.k,
                                                        config.eval.memory_mb, world)
                 blended[view][_filter_name(scorer)] = by_weight[weight][key]
