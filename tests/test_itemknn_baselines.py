@@ -47,6 +47,10 @@ def test_ease_dual_and_primal_forms_give_the_closed_form_scores(shape):
         want = ease_reference(x, lam)
         np.testing.assert_allclose(dual.solve(lam)(users).numpy(), want, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(primal.solve(lam)(users).numpy(), want, rtol=1e-4, atol=1e-5)
+        some = np.array([n_items - 1, 0, 3])  # scores on some columns alone: those columns of the full scores
+        for form in (dual, primal):
+            np.testing.assert_allclose(form.solve(lam)(users[1:5], some).numpy(), want[1:5][:, some], rtol=1e-4,
+                                       atol=1e-5)
     assert EASE(pairs, n_users, n_items).dual == (n_items > n_users)
 
 
@@ -210,10 +214,14 @@ def test_the_ease_filter_chooses_lambda_on_validation_and_reuses_a_fit(monkeypat
     seen = torch.from_numpy(np.stack(np.nonzero(x[:, :18])))
     task = RankingTask(users, torch.arange(18), _group(held[0], held[1], users), _group(seen[0], seen[1], users))
     ease = itemknn.EASEFilter(graph, torch.arange(18), 0.5)
-    found = fit_ease(ease, task, k=5, lambdas=(1.0, 50.0))
-    assert set(found) == {"ease w=0.5 lambda=1", "ease w=0.5 lambda=50"}
-    assert ease.lam == max((1.0, 50.0), key=lambda lam: (found[f"ease w=0.5 lambda={lam:g}"], -lam))
+    lambdas = (1.0, 10.0, 50.0, 1000.0)
+    found = fit_ease(ease, task, k=5, lambdas=lambdas)
+    exact = {lam: found[f"ease w=0.5 lambda={lam:g} exact"] for lam in lambdas}  # every lambda scored exactly
+    shortlist = sorted(lambdas, key=lambda lam: (-exact[lam], lam))[:itemknn.EASE_SHORTLIST]
+    truncated = {lam: found[f"ease w=0.5 lambda={lam:g}"] for lam in shortlist}  # the best few truncated
+    assert len(found) == len(lambdas) + len(shortlist)
+    assert ease.lam == max(shortlist, key=lambda lam: (truncated[lam], -lam))
     again = itemknn.EASEFilter(graph, torch.arange(18), 0.5)
     monkeypatch.setattr(itemknn.EASEFilter, "fits", lambda *a, **kw: pytest.fail("refitted"))
-    assert fit_ease(again, task, k=5, lambdas=(1.0, 50.0)) == found and again.lam == ease.lam  # the earlier fit
+    assert fit_ease(again, task, k=5, lambdas=lambdas) == found and again.lam == ease.lam  # the earlier fit
     torch.testing.assert_close(again.scores(users, torch.arange(18)), ease.scores(users, torch.arange(18)))

@@ -40,6 +40,7 @@ Measured on cloth -> sport as above: 7-11 s per setting with validation, 137-169
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,11 +122,16 @@ class EASEScorer:
     dual: bool
     lam: float = 0.0
 
-    def __call__(self, users: Tensor) -> Tensor:
+    def __call__(self, users: Tensor, items: np.ndarray | None = None) -> Tensor:
+        """``[B, I]`` scores of ``users`` ``[B]``, or ``[B, M]`` on the columns ``items`` ``[M]`` alone."""
         u = users.cpu().numpy()
-        rows = self.x[u]
-        xp = (self.x_t @ self.inverse[u].T).T if self.dual else rows @ self.inverse  # (X P)_u = (K X)_u
-        return torch.from_numpy((rows.toarray() - xp / self.diag).astype(np.float32))
+        cols = np.arange(self.x.shape[1]) if items is None else items
+        rows = self.x[u][:, cols]
+        if self.dual:
+            xp = (self.x_t[cols] @ self.inverse[u].T).T  # (X P)_u = (K X)_u
+        else:
+            xp = self.x[u] @ self.inverse[:, cols]
+        return torch.from_numpy((rows.toarray() - xp / self.diag[cols]).astype(np.float32))
 
     def item_weights(self, items: np.ndarray, neighbours: int, chunk: int = 1024) -> tuple[Tensor, Tensor]:
         r"""The weights ``B[:, items]`` kept to the ``neighbours`` of largest magnitude per column, as
@@ -138,16 +144,24 @@ class EASEScorer:
         n = self.x.shape[1]
         rows, cols, vals = [], [], []
         keep = min(neighbours, n)
+        scale = torch.from_numpy(-1.0 / self.diag).float()  # B_{:j} = -P_{:j} / P_jj
+        if self.dual:  # X^T as a float32 torch CSR: the [I, c] products run in torch, in float32
+            xt = self.x_t.astype(np.float32)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+                x_t = torch.sparse_csr_tensor(torch.from_numpy(xt.indptr).long(), torch.from_numpy(xt.indices).long(),
+                                              torch.from_numpy(xt.data), size=xt.shape, check_invariants=False)
         for lo in range(0, len(items), chunk):
             cols_j = items[lo:lo + chunk]
+            j, at = torch.from_numpy(cols_j).long(), torch.arange(len(cols_j))
             if self.dual:
-                kx = (self.x_t[cols_j] @ self.inverse).T  # [U, c] = K X_J (K symmetric)
-                p = -np.asarray(self.x_t @ kx) / self.lam      # [I, c]
-                p[cols_j, np.arange(len(cols_j))] += 1.0 / self.lam
+                kx = torch.from_numpy(np.asarray(self.x_t[cols_j] @ self.inverse).T).float()  # [U, c] = K X_J
+                p = torch.sparse.mm(x_t, kx).mul_(-1.0 / self.lam)  # [I, c]: -X^T K X_J / lambda
+                p[j, at] += 1.0 / self.lam
             else:
-                p = self.inverse[:, cols_j]
-            b = torch.from_numpy(-(p / self.diag[cols_j]).astype(np.float32))
-            b[torch.from_numpy(cols_j), torch.arange(len(cols_j))] = 0.0
+                p = torch.from_numpy(self.inverse[:, cols_j]).float()
+            b = p.mul_(scale[j])
+            b[j, at] = 0.0
             top = b.abs().topk(keep, dim=0).indices  # [keep, c]
             rows.append(top.T.reshape(-1))
             cols.append(torch.arange(lo, lo + len(cols_j)).repeat_interleave(keep))
@@ -202,6 +216,10 @@ EASE_SOURCE_WEIGHTS = (0.0, 0.5)
 #: the largest ``min(users, items)`` an EASE filter is offered at: its eigendecomposition costs that cubed
 #: in time and three float64 matrices of that squared in memory (6.4 GB at 16,384)
 EASE_MAX_SIDE = 16_384
+#: the ``lambda`` best by their exact scores whose truncated weights are computed and scored: truncation
+#: can move the best ``lambda`` (electronic -> phone, source weight 0.5: exact best at 100, truncated at
+#: 50, which was second exactly), and a truncation costs several times an exact scoring
+EASE_SHORTLIST = 2
 
 
 class EASEFilter:
@@ -211,7 +229,8 @@ class EASEFilter:
     saves them as the same sparse :class:`~kgrec.models.paths.ItemWalks` operator as a walk's.
 
     The user–item edges of ``graph`` (its training interactions) make ``X``; a run chooses ``lambda``
-    on validation among :data:`EASE_LAMBDAS` (:meth:`fits`), on the truncated weights it serves.
+    on validation among :data:`EASE_LAMBDAS` (:meth:`fits`): the exact scores shortlist
+    :data:`EASE_SHORTLIST` of them, and the truncated weights it serves choose among those.
 
     Args:
         graph: the graph whose user -> item edges are the interactions.
@@ -257,7 +276,8 @@ class EASEFilter:
     def _ease(self) -> EASE:
         return EASE(self.x, *self.x.shape)
 
-    def _walks(self, scorer: "EASEScorer", items: Tensor) -> ItemWalks:
+    def truncate(self, scorer: "EASEScorer", items: Tensor) -> ItemWalks:
+        """The operator of ``scorer``'s weights into ``items`` ``[M]``, kept to the neighbours."""
         indices, values = scorer.item_weights(items.cpu().numpy(), self.neighbours)
         dev = self.graph.device
         indices = indices.to(dev)
@@ -265,11 +285,11 @@ class EASEFilter:
                                                            (len(self._rows), len(items))))
 
     def fits(self, items: Tensor, lambdas: tuple[float, ...] = EASE_LAMBDAS):
-        """``(lambda, operator)`` for each of ``lambdas``: the truncated weights into ``items`` ``[M]``,
-        one eigendecomposition for all; the caller scores each (:meth:`use` it first) and keeps one."""
+        """``(lambda, scorer)`` for each of ``lambdas``, one eigendecomposition for all: the exact
+        scorer (call it with ``items`` ``[M]``); :meth:`truncate` gives the operator a run serves."""
         ease = self._ease()
         for lam in lambdas:
-            yield lam, self._walks(ease.solve(lam), items)
+            yield lam, ease.solve(lam)
 
     def use(self, lam: float, walks: ItemWalks) -> None:
         """Score with ``walks``, the weights at ``lam`` (from :meth:`fits`, or saved)."""
@@ -290,7 +310,7 @@ class EASEFilter:
         if key not in self._operators:
             if self.lam is None:
                 raise ValueError("EASEFilter has no lambda yet: fit it on validation first")
-            self._operators[key] = self._walks(self._ease().solve(self.lam), items)
+            self._operators[key] = self.truncate(self._ease().solve(self.lam), items)
         return self._operators[key]
 
     def attach(self, walks: ItemWalks) -> None:
@@ -306,7 +326,9 @@ class EASEFilter:
     def scores(self, users: Tensor, items: Tensor) -> Tensor:
         """``[B, M]`` EASE scores of ``users`` ``[B]`` against ``items`` ``[M]`` (type-local)."""
         walks = self.item_walks(items)
-        return _dense(torch.sparse.mm(self._first(self.x[users.cpu().numpy()], walks), walks.op))
+        with warnings.catch_warnings():  # torch's sparse product of two COO matrices says CSR is in beta
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            return _dense(torch.sparse.mm(self._first(self.x[users.cpu().numpy()], walks), walks.op))
 
     @torch.no_grad()
     def history_scores(self, items: Tensor, candidates: Tensor) -> Tensor:

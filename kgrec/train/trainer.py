@@ -61,7 +61,7 @@ from kgrec.models.encoder import ModelConfig
 from kgrec.progress import progress_bar
 from kgrec.models.features import load_vectors, text_features
 from kgrec.models.heads import MLPHead
-from kgrec.models.itemknn import EASE_LAMBDAS, EASE_MAX_SIDE, EASE_SOURCE_WEIGHTS, EASEFilter
+from kgrec.models.itemknn import EASE_LAMBDAS, EASE_MAX_SIDE, EASE_SHORTLIST, EASE_SOURCE_WEIGHTS, EASEFilter
 from kgrec.models.paths import (FILTER_ALPHAS, FILTER_BETAS, PATH_WEIGHTS, ItemWalks, PathScorer, blend, blends,
                                 item_walks_state)
 from kgrec.train.budget import check_memory
@@ -445,8 +445,9 @@ def filter_candidates(graph: RelationalGraph, hops: int, default_alpha: float, t
             continue
         found = fit_ease(ease, task, k, memory_mb, world)
         scores.update(found)
-        if max(found.values()) > ease_value:
-            ease_value, ease_best = max(found.values()), ease
+        served = max(v for n, v in found.items() if not n.endswith(" exact"))
+        if served > ease_value:
+            ease_value, ease_best = served, ease
     return candidates + ([(ease_best, ease_value)] if ease_best is not None else []), scores
 
 
@@ -467,20 +468,31 @@ _EASE_FITS: dict[bytes, tuple[float, ItemWalks, dict[str, float]]] = {}
 
 def fit_ease(ease: EASEFilter, task: RankingTask, k: int, memory_mb: int = 256, world: World = SINGLE,
              lambdas: tuple[float, ...] = EASE_LAMBDAS) -> dict[str, float]:
-    """Choose ``ease``'s ``lambda`` among ``lambdas`` by NDCG@``k`` on ``task`` (a tie keeps the smaller), leave it scoring
-    with that operator, and return every ``lambda``'s NDCG@``k`` by name. A fit of the same
+    """Choose ``ease``'s ``lambda`` by NDCG@``k`` on ``task`` and leave it scoring with that operator:
+    every ``lambda`` of ``lambdas`` is scored exactly, the :data:`~kgrec.models.itemknn.EASE_SHORTLIST`
+    best of them are truncated to the weights a run serves, and the best of those is kept (a tie
+    keeps the smaller ``lambda``). Returns every NDCG@``k`` by name: ``"ease w=0.5 lambda=50"`` for a
+    truncated operator, ``"ease w=0.5 lambda=50 exact"`` for the exact scores. A fit of the same
     interactions, items and task earlier in the process is reused, not recomputed."""
     key = ease.fingerprint(task.items) + _task_key(task, k, lambdas)
     if key not in _EASE_FITS:
-        found, best = {}, (-1.0, 0.0, None)
-        for lam, walks in ease.fits(task.items, lambdas):
+        found, shortlist, items = {}, [], task.items.cpu().numpy()
+        name = f"ease w={ease.source_weight:g} lambda="
+        for lam, scorer in ease.fits(task.items, lambdas):
+            top = world.rank_each(lambda users: [scorer(users, items)], task, k, memory_mb, ease.graph.device,
+                                  user_bytes=16 * len(items))[0]
+            found[f"{name}{lam:g} exact"] = value = mean_metrics(metrics_of_top(top, task, (k,)))[f"ndcg@{k}"]
+            shortlist = sorted(shortlist + [(-value, lam, scorer)], key=lambda c: c[:2])[:EASE_SHORTLIST]
+        best = (-1.0, 0.0, None)
+        for _, lam, scorer in sorted(shortlist, key=lambda c: c[1]):  # the smaller lambda first: a tie keeps it
+            walks = ease.truncate(scorer, task.items)
             ease.use(lam, walks)
             top = world.rank_each(lambda users: [ease.scores(users, task.items)], task, k, memory_mb,
                                   ease.graph.device, user_bytes=ease.batch_bytes(task.items))[0]
-            found[f"ease w={ease.source_weight:g} lambda={lam:g}"] = value = \
-                mean_metrics(metrics_of_top(top, task, (k,)))[f"ndcg@{k}"]
+            found[f"{name}{lam:g}"] = value = mean_metrics(metrics_of_top(top, task, (k,)))[f"ndcg@{k}"]
             if value > best[0]:
                 best = (value, lam, walks)
+        del shortlist
         while len(_EASE_FITS) >= EASE_FITS_KEPT:  # each holds an operator of the catalogue times the neighbours
             del _EASE_FITS[next(iter(_EASE_FITS))]
         _EASE_FITS[key] = (best[1], best[2], found)
