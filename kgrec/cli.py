@@ -49,7 +49,9 @@ EXAMPLES = {
             "  kgrec tune --graph artifacts/lastfm_satori --out tuning/lastfm --trials 50 "
             "--config configs/lastfm_satori.toml --space space.toml\n"
             "  kgrec tune --graph artifacts/lastfm_satori --out tuning/lastfm --trials 80   # continues the study\n"
-            "  kgrec train tuning/lastfm/best.toml",
+            "  kgrec train tuning/lastfm/best.toml\n"
+            "  kgrec tune graphs/amazon_electronic_to_phone.toml graphs/art_office.toml --out tuning/amazon --trials 12"
+            "   # defaults across pairs",
 }
 
 
@@ -343,9 +345,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _spec_or_graph(args: argparse.Namespace, out: Path):
-    """``(graph directory, artifact)`` of ``args.spec`` (built into OUT/graph, or reused when its spec is
-    unchanged) or of ``args.graph``."""
+def _spec_or_graph(args: argparse.Namespace, out: Path, built: str = "graph"):
+    """``(graph directory, artifact)`` of ``args.spec`` (built into OUT/``built``, or reused when its spec
+    is unchanged) or of ``args.graph``."""
     import json as _json
 
     from kgrec.graph import build_graph, load_graph, load_spec
@@ -357,7 +359,7 @@ def _spec_or_graph(args: argparse.Namespace, out: Path):
         artifact = load_graph(graph_dir)
     else:
         spec = load_spec(args.spec)
-        graph_dir = out / "graph"
+        graph_dir = out / built
         wanted = _json.loads(_json.dumps(spec.to_dict(), default=str))
         from kgrec.graph.artifact import is_artifact_dir, read_manifest
         if is_artifact_dir(graph_dir) and read_manifest(graph_dir).get("spec") == wanted:
@@ -402,19 +404,30 @@ def _benchmark(args: argparse.Namespace) -> int:
 def _tune(args: argparse.Namespace) -> int:
     from kgrec.atomic import check_directory
     from kgrec.train.config import make_config
-    from kgrec.tune import default_space, format_study, load_space, tune
+    from kgrec.tune import graph_names, default_space, format_study, load_space, tune
 
     out = Path(args.out)
     check_directory(out, "study directory")
-    graph_dir, artifact = _spec_or_graph(args, out)
+    specs, graph_dirs = args.spec or [], args.graph or []
+    if len(specs) + len(graph_dirs) <= 1:
+        graph_dir, artifact = _spec_or_graph(argparse.Namespace(**{**vars(args), "spec": specs[0] if specs else None,
+                                                                   "graph": graph_dirs[0] if graph_dirs else None}), out)
+        graphs = {graph_dir: artifact}
+    else:  # several graphs: each spec built into OUT/graphs/NAME (or reused when unchanged)
+        if specs and graph_dirs:
+            raise KgrecError("give graph specs or --graph DIRs, not both")
+        graphs = dict(_spec_or_graph(argparse.Namespace(spec=str(s) if specs else None, graph=None if specs else str(s),
+                                                        quiet=args.quiet), out, f"graphs/{name}")
+                      for s, name in zip(specs or graph_dirs, graph_names([Path(s).stem for s in specs or graph_dirs])))
+    graph_dir, artifact = next(iter(graphs.items()))
     overrides = parse_overrides(args.set)
     config = make_config(args.config, {"graph": str(graph_dir.resolve()), "device": args.device, **overrides})
-    space = load_space(args.space, config) if args.space else default_space(artifact, config)
+    space = load_space(args.space, config) if args.space else default_space(list(graphs.values()), config)
     log = _log(args)
     for key in sorted(set(overrides) & set(space)):
         log(f"note: --set {key} is ignored: the search space sets {key} in every trial (fix it with a --space "
             f"file without it)")
-    study = tune(artifact, config, out, args.trials, seed=args.seed, space=space, log=log)
+    study = tune(graphs, config, out, args.trials, seed=args.seed, space=space, log=log)
     print(format_study(study))
     print(f"study -> {out / 'study.db'}; best config -> {out / 'best.toml'} (kgrec train {out / 'best.toml'})")
     return 0
@@ -571,8 +584,10 @@ def make_parser() -> argparse.ArgumentParser:
 
     n = sub.add_parser("tune", help="search training settings with Optuna, chosen on validation NDCG",
                        epilog=EXAMPLES["tune"], formatter_class=argparse.RawDescriptionHelpFormatter)
-    n.add_argument("spec", nargs="?", help="graph spec (TOML); the graph is built into OUT/graph")
-    n.add_argument("--graph", help="an existing graph artifact instead of a spec")
+    n.add_argument("spec", nargs="*", help="graph spec (TOML), built into OUT/graph; several: each trial trains on "
+                                           "each (built into OUT/graphs/NAME) and scores their geometric mean")
+    n.add_argument("--graph", action="append", help="an existing graph artifact instead of a spec (repeat it for "
+                                                    "several)")
     n.add_argument("--out", required=True, help="study directory (study.db, trials.csv, best.toml, trials/); "
                                                 "an existing study there is continued")
     n.add_argument("--trials", type=argtypes.positive_int, required=True, help="finished trials wanted in total, earlier runs' included")

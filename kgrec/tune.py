@@ -7,13 +7,20 @@ of the graph the trials see (:func:`validation_view`), so no choice can depend o
 TPE sampler proposes settings; a median pruner stops a trial whose best validation NDCG after
 an epoch is below the median of earlier trials at that epoch (after ``warmup`` epochs).
 
+**Several graphs** (``kgrec tune A.toml B.toml ...``): each trial trains every graph with the
+same settings and scores the *geometric mean* of their validation NDCG@k, so that a setting is
+judged by its relative gain on each graph whatever the graphs' scales, and one that wins big on
+one graph while losing on another does not; the pruner watches the first graph's epochs.
+
 Output directory::
 
     study.db          the Optuna study (SQLite): running again continues it up to N trials
-    trials.csv        every trial: number, state, validation NDCG@k, seconds, settings
+    trials.csv        every trial: number, state, validation NDCG@k (and each graph's), seconds, settings
     best.toml         the best trial's full training config: ``kgrec train OUT/best.toml`` repeats it
-    trials/NNNN/      each trial's run directory (config, metrics.csv, results.json); only the
-                      best trial keeps its weights (model.pt), and no trial its checkpoints
+                      (on the first graph)
+    trials/NNNN/      each trial's run directory (config, metrics.csv, results.json); with several
+                      graphs one per graph in it, ``trials/NNNN/GRAPH/``; only the best trial keeps
+                      its weights (model.pt), and no trial its checkpoints
 
 Use it to choose defaults that hold across graphs, not to fit one pair: a score chosen as the
 best of many trials on one validation split is optimistic for that split.
@@ -26,7 +33,7 @@ import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import optuna
 
@@ -78,12 +85,13 @@ DEFAULT_SPACE: dict[str, Param] = {
 }
 
 
-def default_space(artifact: GraphArtifact, config: TrainConfig) -> dict[str, Param]:
-    """:data:`DEFAULT_SPACE` for this graph and mode: without ``loss.kg_weight`` when the graph has
-    no edge but interactions; for ``mode = "target_only"`` without the source's weight and the
+def default_space(artifact: GraphArtifact | Sequence[GraphArtifact], config: TrainConfig) -> dict[str, Param]:
+    """:data:`DEFAULT_SPACE` for these graphs and mode: without ``loss.kg_weight`` when no graph has
+    an edge but interactions; for ``mode = "target_only"`` without the source's weight and the
     pre-training stage (its own stage's ``lr`` instead)."""
     space = dict(DEFAULT_SPACE)
-    if not (artifact.relations["kind"] != "interaction").any():
+    artifacts = [artifact] if isinstance(artifact, GraphArtifact) else list(artifact)
+    if not any((a.relations["kind"] != "interaction").any() for a in artifacts):
         del space["loss.kg_weight"]
     if config.mode == "target_only":
         del space["loss.source_weight"], space["loss.target_weight"]
@@ -208,49 +216,64 @@ def validation_view(artifact: GraphArtifact) -> GraphArtifact:
     return dataclasses.replace(artifact, interactions=i[(i["split"] != "test") | i["duplicate"]])
 
 
-def _fingerprint(artifact: GraphArtifact, config: TrainConfig, space: Mapping[str, Param]) -> str:
+def _fingerprint(artifacts: Sequence[GraphArtifact], config: TrainConfig, space: Mapping[str, Param]) -> str:
     # what must not change when a study is continued (the device may)
-    return json.dumps({"graph": {k: artifact.manifest.get(k) for k in ("spec", "inputs", "counts")},
+    graphs = [{k: a.manifest.get(k) for k in ("spec", "inputs", "counts")} for a in artifacts]
+    return json.dumps({"graph": graphs[0] if len(graphs) == 1 else graphs,
                        "config": dataclasses.replace(config, device="").to_dict(),
                        "space": {k: dataclasses.asdict(p) for k, p in space.items()}}, sort_keys=True, default=str)
 
 
-def tune(artifact: GraphArtifact, base_config: TrainConfig, out: str | Path, trials: int, *, seed: int = 0,
-         space: Mapping[str, Param] | None = None, pruner: optuna.pruners.BasePruner | None = None,
-         warmup: int = 5, log: Callable[[str], None] = print) -> optuna.Study:
+def graph_names(graphs: Sequence[str]) -> list[str]:
+    """A short distinct name per graph directory (its folder name, numbered where two share one)."""
+    names = [Path(g).name or "graph" for g in graphs]
+    return [n if names.count(n) == 1 else f"{i}-{n}" for i, n in enumerate(names)]
+
+
+def tune(artifact: GraphArtifact | Mapping[str | Path, GraphArtifact], base_config: TrainConfig, out: str | Path,
+         trials: int, *, seed: int = 0, space: Mapping[str, Param] | None = None,
+         pruner: optuna.pruners.BasePruner | None = None, warmup: int = 5,
+         log: Callable[[str], None] = print) -> optuna.Study:
     """Search ``space`` around ``base_config`` until the study in ``out`` has ``trials`` finished
     trials (complete, pruned, or failed on a combination of settings the config refuses; not one
     left running by a killed process); write ``trials.csv`` and ``best.toml`` after each.
 
     Args:
-        artifact: the graph (``base_config.graph`` is where ``best.toml`` points to it).
+        artifact: the graph (``base_config.graph`` is where ``best.toml`` points to it), or several:
+            graph directory -> artifact, each trial trained on each and scored by the geometric
+            mean of their validation NDCG@``eval.k``.
         base_config: every key the space leaves alone, as each trial trains it.
         out: the study's directory; an existing study there is continued.
         trials: finished trials wanted in total, counting those of earlier calls.
         seed: the sampler's seed (the trainings use ``base_config.seed``).
         space: dotted config keys -> :class:`Param`; default :func:`default_space`.
-        pruner: default: the median of earlier trials, after ``warmup`` epochs.
+        pruner: default: the median of earlier trials, after ``warmup`` epochs (of the first graph).
         log: one line per trial.
 
     Returns:
-        the Optuna study; its values are validation NDCG@``eval.k``.
+        the Optuna study; its values are validation NDCG@``eval.k`` (the geometric mean over graphs).
 
     Raises:
         SpecError: a space key the config does not take.
-        KgrecError: ``out`` holds a study of another base config or space, or a training fails.
+        KgrecError: ``out`` holds a study of another base config, graphs or space, or a training fails.
     """
     if trials < 1:
         raise SpecError("<tune>", "trials", f"must be at least 1, got {trials}")
     out = Path(out)
     check_directory(out, "study directory")
-    base = dataclasses.replace(base_config, graph=str(Path(base_config.graph).resolve()))
-    space = dict(space if space is not None else default_space(artifact, base))
+    graphs = {str(Path(base_config.graph).resolve()): artifact} if isinstance(artifact, GraphArtifact) else \
+        {str(Path(g).resolve()): a for g, a in artifact.items()}
+    if not graphs:
+        raise SpecError("<tune>", "graphs", "give at least one graph")
+    base = dataclasses.replace(base_config, graph=next(iter(graphs)))
+    space = dict(space if space is not None else default_space(list(graphs.values()), base))
     check_space(space, base)
-    check_memory(base, {t: int(artifact.data[t].num_nodes) for t in artifact.data.node_types},
-                 resolve_device(base.device))
+    for a in graphs.values():
+        check_memory(base, {t: int(a.data[t].num_nodes) for t in a.data.node_types}, resolve_device(base.device))
     key = f"ndcg@{base.eval.k}"
     out.mkdir(parents=True, exist_ok=True)
-    seen = validation_view(artifact)
+    seen = {g: validation_view(a) for g, a in graphs.items()}
+    names = dict(zip(graphs, graph_names(list(graphs)))) if len(graphs) > 1 else {}
 
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial is ours to print
@@ -258,7 +281,7 @@ def tune(artifact: GraphArtifact, base_config: TrainConfig, out: str | Path, tri
         study = optuna.create_study(study_name=STUDY_NAME, storage=f"sqlite:///{out.resolve() / 'study.db'}",
                                     load_if_exists=True, direction="maximize",
                                     pruner=pruner or optuna.pruners.MedianPruner(n_warmup_steps=warmup))
-        fingerprint = _fingerprint(artifact, base, space)
+        fingerprint = _fingerprint(list(graphs.values()), base, space)
         if "setup" not in study.user_attrs:
             study.set_user_attr("setup", fingerprint)
         elif study.user_attrs["setup"] != fingerprint:
@@ -291,12 +314,21 @@ def tune(artifact: GraphArtifact, base_config: TrainConfig, out: str | Path, tri
                 trial.report(best, step)
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"validation {key} {best:.4f} after {step} epochs")
-            result = train(config, out / "trials" / f"{trial.number:04d}", overwrite=True, progress=False,
-                           log=lambda _m: None, artifact=seen, on_epoch=on_epoch)
-            return result.valid[key]
+            values = {}
+            for i, (graph, view) in enumerate(seen.items()):
+                run = out / "trials" / f"{trial.number:04d}" / names.get(graph, "")
+                result = train(dataclasses.replace(config, graph=graph), run, overwrite=True, progress=False,
+                               log=lambda _m: None, artifact=view, on_epoch=on_epoch if i == 0 else None)
+                values[graph] = result.valid[key]
+            if names:
+                trial.set_user_attr("valid", {names[g]: v for g, v in values.items()})
+            return math.exp(sum(math.log(max(v, 1e-12)) for v in values.values()) / len(values))
 
         def after(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             value = "" if trial.value is None else f"valid {key} {trial.value:.4f}"
+            each = trial.user_attrs.get("valid", {})
+            if each and trial.value is not None:
+                value += " (" + ", ".join(f"{n} {v:.4f}" for n, v in each.items()) + ")"
             log(f"trial {trial.number:>4}  {trial.state.name.lower():<8} {value}  "
                 + "  ".join(f"{k}={_short(v)}" for k, v in trial.params.items()))
             _write_outputs(study, base, out, key)
@@ -328,6 +360,7 @@ def _write_outputs(study: optuna.Study, base: TrainConfig, out: Path, key: str) 
     rows = []
     for t in study.trials:
         rows.append({"trial": t.number, "state": t.state.name, f"valid_{key}": t.value,
+                     **{f"valid_{key} {n}": v for n, v in t.user_attrs.get("valid", {}).items()},
                      "epochs": max(t.intermediate_values, default=None),
                      "seconds": round(t.duration.total_seconds(), 1) if t.duration else None,
                      **t.params, "run": f"trials/{t.number:04d}"})
@@ -339,25 +372,37 @@ def _write_outputs(study: optuna.Study, base: TrainConfig, out: Path, key: str) 
     if best is not None:
         config = configure(base, best.params, f"trial {best.number}")
         with atomic_file(out / "best.toml") as f:
+            each = best.user_attrs.get("valid", {})
             f.write(f"# kgrec tune: trial {best.number} of {len(study.trials)}, valid {key} {best.value:.5f} "
-                    f"(run: {out / 'trials' / f'{best.number:04d}'})\n" + to_toml(config))
-    for run in sorted((out / "trials").glob("[0-9][0-9][0-9][0-9]")):
-        remove_output(run / "checkpoints")  # for --resume of a killed run, which a trial never does
-        if best is None or run.name != f"{best.number:04d}":
-            (run / "model.pt").unlink(missing_ok=True)
-            (run / "paths.pt").unlink(missing_ok=True)
-        if (run / "run.json").is_file():  # record only the files kept, so that `kgrec verify` finds them all
-            record = read_json(run / "run.json")
-            write_run_record(run, {k: v for k, v in record.items() if k not in ("files", "graph_checksum")},
-                             record.get("graph_checksum"))
+                    + (f"(geometric mean of {', '.join(f'{n} {v:.5f}' for n, v in each.items())}) " if each else "")
+                    + f"(run: {out / 'trials' / f'{best.number:04d}'})\n" + to_toml(config))
+    for trial_dir in sorted((out / "trials").glob("[0-9][0-9][0-9][0-9]")):
+        keep = best is not None and trial_dir.name == f"{best.number:04d}"
+        for run in [trial_dir, *sorted(trial_dir.iterdir())]:  # one graph's run, or several graphs' under it
+            if (run / "config.toml").is_file():
+                _tidy_run(run, keep)
+
+
+def _tidy_run(run: Path, keep: bool) -> None:
+    """Drop a trial run's checkpoints, and its weights unless ``keep``."""
+    remove_output(run / "checkpoints")  # for --resume of a killed run, which a trial never does
+    if not keep:
+        (run / "model.pt").unlink(missing_ok=True)
+        (run / "paths.pt").unlink(missing_ok=True)
+    if (run / "run.json").is_file():  # record only the files kept, so that `kgrec verify` finds them all
+        record = read_json(run / "run.json")
+        write_run_record(run, {k: v for k, v in record.items() if k not in ("files", "graph_checksum")},
+                         record.get("graph_checksum"))
 
 
 def format_study(study: optuna.Study, top: int = 10) -> str:
     """The ``top`` complete trials by validation score, then how many were pruned or failed."""
     completed = sorted(_completed(study), key=lambda t: -t.value)
     keys = list(dict.fromkeys(k for t in completed for k in t.params))
-    head = f"{'trial':>5}  {'valid':>8}  " + "  ".join(f"{k:>18}" for k in keys)
+    graphs = list(dict.fromkeys(g for t in completed for g in t.user_attrs.get("valid", {})))  # several graphs
+    head = f"{'trial':>5}  {'valid':>8}  " + "".join(f"{g:>14.14}  " for g in graphs) + "  ".join(f"{k:>18}" for k in keys)
     lines = [head] + [f"{t.number:>5}  {t.value:>8.4f}  "
+                      + "".join(f"{t.user_attrs['valid'].get(g, math.nan):>14.4f}  " for g in graphs)
                       + "  ".join(f"{_short(t.params.get(k, '')):>18}" for k in keys) for t in completed[:top]]
     states = [t.state.name.lower() for t in study.trials]
     counts = ", ".join(f"{states.count(s)} {s}" for s in ("complete", "pruned", "fail") if states.count(s))

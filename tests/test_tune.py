@@ -178,3 +178,35 @@ def test_a_combination_the_config_refuses_fails_its_trial_and_the_study_goes_on(
     assert len(states) == 4 and set(states) <= {(1, "COMPLETE"), (2, "FAIL")} and (2, "FAIL") in states
     refused = [t for t in study.trials if t.state.name == "FAIL"]
     assert all("finetune.upper_layers" in t.user_attrs["error"] for t in refused)
+
+
+def test_a_study_over_two_graphs_scores_each_trial_by_the_geometric_mean_of_their_validation(tmp_path):
+    # the example spec, and a copy that splits with another seed: the same settings score differently
+    other = tmp_path / "specs" / "reseeded.toml"
+    other.parent.mkdir()
+    text = EXAMPLE_SPEC.read_text().replace("seed = 0 ", "seed = 1 ")
+    assert text != EXAMPLE_SPEC.read_text()
+    other.write_text(text.replace('path = "', f'path = "{EXAMPLE_SPEC.parent}/'))
+    out = tmp_path / "study"
+    sets = [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
+    (tmp_path / "space.toml").write_text(SPACE_TOML)
+    assert main(["tune", str(EXAMPLE_SPEC), str(other), "--out", str(out), "--trials", "2", "--space",
+                 str(tmp_path / "space.toml"), "--quiet", *sets]) == 0
+    trials = pd.read_csv(out / "trials.csv")
+    names = ["movies_books", "reseeded"]
+    each = trials[[f"valid_ndcg@10 {n}" for n in names]]
+    assert not each.isna().any().any()
+    assert trials["valid_ndcg@10"].to_numpy() == pytest.approx((each.prod(axis=1) ** 0.5).to_numpy())
+    for trial in trials["trial"]:  # each graph's run, trained with the trial's settings on that graph
+        for name in names:
+            run = out / "trials" / f"{trial:04d}" / name
+            assert load_config(run / "config.toml").graph == str((out / "graphs" / name).resolve())
+            recorded = pd.read_json(run / "results.json", typ="series")["valid"]["ndcg@10"]
+            assert recorded == pytest.approx(trials.loc[trial, f"valid_ndcg@10 {name}"])
+    best = int(trials.loc[trials["valid_ndcg@10"].idxmax(), "trial"])
+    assert sorted(p.parent.relative_to(out / "trials").as_posix() for p in (out / "trials").glob("*/*/model.pt")) \
+        == [f"{best:04d}/{n}" for n in names]  # only the best trial keeps its weights, on every graph
+    assert load_config(out / "best.toml").graph == str((out / "graphs" / "movies_books").resolve())
+    # continued with the graphs in another order, it is another study
+    assert main(["tune", str(other), str(EXAMPLE_SPEC), "--out", str(out), "--trials", "3", "--space",
+                 str(tmp_path / "space.toml"), "--quiet", *sets]) != 0

@@ -174,7 +174,7 @@ class PathScorer:
         ``(W^T)^s`` has at most ``sum_v nnz(row v of (W^T)^(s-1))`` over u's out-edges ``u -> v``."""
         g, out = self.graph, self._walk.a_t
         pattern = torch.sparse_csr_tensor(out.crow_indices(), out.col_indices(), torch.ones_like(out.values()),
-                                          out.shape)  # float: counts past 2^24 round, a bound all the same
+                                          out.shape, check_invariants=False)  # float: counts past 2^24 round, a bound all the same
         size = torch.ones(g.num_nodes, 1, device=g.device)
         widest = size
         for _ in range(self.hops - 1):
@@ -288,7 +288,7 @@ def _csr_rows(a: Tensor, rows: Tensor) -> Tensor:
     idx = torch.arange(int(counts.sum()), device=a.device) - torch.repeat_interleave(counts.cumsum(0) - counts, counts) \
         + torch.repeat_interleave(lo, counts)
     indptr = torch.cat([torch.zeros(1, dtype=torch.long, device=a.device), counts.cumsum(0)])
-    return torch.sparse_csr_tensor(indptr, col[idx], val[idx], (len(rows), a.shape[1]))
+    return torch.sparse_csr_tensor(indptr, col[idx], val[idx], (len(rows), a.shape[1]), check_invariants=False)
 
 
 def _coo(rows: Tensor, cols: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
