@@ -2,6 +2,7 @@
 
     python benchmarks/results_page.py /path/to/reports            # rewrite the tables in place
     python benchmarks/results_page.py /path/to/reports --check    # exit 1 when a table is out of date
+    python benchmarks/results_page.py /path/to/reports --keep-missing   # rows of absent reports stay as written
 
 ``REPORTS`` is the folder holding one directory per ``kgrec benchmark --out`` (``reports/`` in
 the commands of ``docs/results.md``). A Markdown file marks each generated table with a pair of
@@ -36,18 +37,33 @@ PAGES = (ROOT / "docs" / "results.md", ROOT / "README.md")
 REGION = re.compile(r"^<!-- generated: (?P<what>.+?) -->\n(?P<body>.*?)^<!-- /generated -->$", re.M | re.S)
 
 
-def table(what: str, reports: Path) -> str:
-    """The Markdown that the directive ``what`` stands for, read from the report directories under ``reports``."""
+def table(what: str, reports: Path, old: str | None = None) -> str:
+    """The Markdown that the directive ``what`` stands for, read from the report directories under ``reports``.
+    With ``old`` (the region's current body), a report directory that is absent keeps what ``old``
+    says of it (its headline row, or the whole ``report`` table) instead of failing."""
     words = shlex.split(what)
     if not words:
         raise ValueError("an empty 'generated:' directive")
     kind, args = words[0], words[1:]
-    for name in args[1:] if kind == "headline" else args[:1]:
-        if not (reports / name / "results.csv").is_file():
-            raise FileNotFoundError(f"{reports / name}: not a kgrec benchmark report (no results.csv)")
+    missing = [name for name in (args[1:] if kind == "headline" else args[:1])
+               if not (reports / name / "results.csv").is_file()]
+    if missing and old is None:
+        raise FileNotFoundError(f"{reports / missing[0]}: not a kgrec benchmark report (no results.csv)")
     if kind == "headline" and len(args) >= 2:
-        return headline([reports / name for name in args[1:]], args[0])
+        present = [name for name in args[1:] if name not in missing]
+        fresh = headline([reports / name for name in present], args[0]).splitlines() if present else []
+        rows = {line.split("|")[1].strip(): line for line in (old or "").splitlines()[2:] if line.startswith("| ")}
+        rows.update({line.split("|")[1].strip(): line for line in fresh[2:]})
+        for name in missing:
+            if name not in rows:
+                raise FileNotFoundError(f"{reports / name}: not a kgrec benchmark report, and no row of it to keep")
+            print(f"kept as written: the {args[0]} row of {name} (no report at {reports / name})")
+        head = fresh[:2] if fresh else (old or "").strip().splitlines()[:2]
+        return "\n".join(head + [rows[name] for name in args[1:]]) + "\n"
     if kind == "report" and len(args) in (1, 2):
+        if missing:
+            print(f"kept as written: the table of {args[0]} (no report at {reports / args[0]})")
+            return old or ""
         text = summarise(reports / args[0])
         if len(args) == 2:  # the directory's name is the table's title unless one is given
             text = text.replace(f"**{args[0]}**", f"**{args[1]}**", 1)
@@ -55,9 +71,11 @@ def table(what: str, reports: Path) -> str:
     raise ValueError(f"unknown directive {what!r}: expected 'headline METRIC REPORT...' or 'report NAME [\"TITLE\"]'")
 
 
-def regenerate(text: str, reports: Path) -> str:
-    """``text`` with every generated region's body replaced by what its directive stands for."""
-    return REGION.sub(lambda m: f"<!-- generated: {m['what']} -->\n\n{table(m['what'], reports).strip()}\n\n"
+def regenerate(text: str, reports: Path, keep_missing: bool = False) -> str:
+    """``text`` with every generated region's body replaced by what its directive stands for
+    (``keep_missing``: a region's part whose report is absent stays as written)."""
+    return REGION.sub(lambda m: f"<!-- generated: {m['what']} -->\n\n"
+                                f"{table(m['what'], reports, m['body'] if keep_missing else None).strip()}\n\n"
                                 f"<!-- /generated -->", text)
 
 
@@ -67,11 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("pages", nargs="*", type=Path, default=list(PAGES), help="Markdown files to update "
                    "(default: docs/results.md and README.md)")
     p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a page's tables are out of date")
+    p.add_argument("--keep-missing", action="store_true", help="a report directory that is absent keeps its rows "
+                   "and tables as written (say, after re-running one benchmark on a machine without the others)")
     args = p.parse_args(argv)
     stale = []
     for page in args.pages:
         old = page.read_text()
-        new = regenerate(old, args.reports)
+        new = regenerate(old, args.reports, args.keep_missing)
         if new != old:
             stale.append(page)
             if not args.check:

@@ -108,3 +108,20 @@ def test_results_page_refuses_an_unknown_directive_or_a_missing_report(report):
         results_page.regenerate("<!-- generated: plot toy -->\n<!-- /generated -->\n", report.parent)
     with pytest.raises(FileNotFoundError, match="nowhere"):
         results_page.regenerate("<!-- generated: report nowhere -->\n<!-- /generated -->\n", report.parent)
+
+
+def test_results_page_keeps_the_rows_of_absent_reports_as_written_when_asked(report, tmp_path):
+    page = tmp_path / "results.md"
+    old_row = "| gone | 0, 1, 2 | 0.1234 | +1.0% vs `ease` 0.1222 (p 0.5) | – | – | – |"
+    page.write_text("<!-- generated: headline ndcg@10 gone toy -->\n| benchmark | seeds |\n|---|---|\n"
+                    f"{old_row}\n| toy | 0 | 0.9999 | stale |\n<!-- /generated -->\n")
+    results_page = _results_page()
+    with pytest.raises(FileNotFoundError, match="gone"):  # without the flag an absent report is an error
+        results_page.main([str(report.parent), str(page)])
+    assert results_page.main([str(report.parent), str(page), "--keep-missing"]) == 0
+    rows = [line for line in page.read_text().splitlines() if line.startswith("| ")]
+    assert rows[1] == old_row  # kept, in the directive's order
+    assert rows[2].startswith("| toy | 0 | 0.3500 | +40.0% vs `kgrec_target_only`")  # regenerated
+    with pytest.raises(FileNotFoundError, match="no row of it to keep"):
+        results_page.regenerate("<!-- generated: headline ndcg@10 toy other -->\n<!-- /generated -->\n",
+                                report.parent, keep_missing=True)
