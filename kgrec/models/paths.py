@@ -167,7 +167,8 @@ class PathScorer:
         if not values:
             return _coo(torch.zeros(0, dtype=torch.long, device=dev), torch.zeros(0, dtype=torch.long, device=dev),
                         torch.zeros(0, device=dev), (len(rows), m))
-        return torch.sparse_coo_tensor(torch.cat(indices, 1), torch.cat(values), (len(rows), m), is_coalesced=True)
+        return torch.sparse_coo_tensor(torch.cat(indices, 1), torch.cat(values), (len(rows), m), is_coalesced=True,
+                                       check_invariants=False)
 
     def _row_sizes(self, rows: Tensor) -> Tensor:
         """``[F]`` a bound on the entries a row holds at the widest step of :meth:`_operator`: row u of
@@ -255,7 +256,8 @@ def item_walks_from_state(state: dict, scorer: PathScorer, path_graph: str) -> I
     if indices.dim() != 2 or indices.shape != (2, len(values)) or (len(values) and (
             int(indices.min()) < 0 or int(indices[0].max()) >= len(rows) or int(indices[1].max()) >= len(items))):
         raise ValueError("the operator's indices do not fit its shape")
-    return ItemWalks(rows, items, torch.sparse_coo_tensor(indices, values, (len(rows), len(items))).coalesce())
+    return ItemWalks(rows, items, torch.sparse_coo_tensor(indices, values, (len(rows), len(items)),
+                                                              check_invariants=True).coalesce())
 
 
 def _chunks(sizes: Tensor, budget: int) -> list[slice]:
