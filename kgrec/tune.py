@@ -1,7 +1,8 @@
 """Hyper-parameter search for kgrec: an Optuna study of training runs, chosen on validation only.
 
 Each trial trains kgrec (the config's ``mode``) with the trial's settings of a few config keys
-(the *search space*, dotted keys -> :class:`Param`) and scores the best validation NDCG@k
+(the *search space*, dotted keys -> :class:`Param`; the first trial is the base config's own values,
+where the space holds them) and scores the best validation NDCG@k
 (``eval.k``) the run reached, the score its early stopping keeps. The test split is taken out
 of the graph the trials see (:func:`validation_view`), so no choice can depend on it. The
 TPE sampler proposes settings; a median pruner stops a trial whose best validation NDCG after
@@ -65,6 +66,12 @@ class Param:
         if integer:
             return trial.suggest_int(key, int(self.low), int(self.high), log=self.log)
         return trial.suggest_float(key, float(self.low), float(self.high), log=self.log)
+
+    def holds(self, value: Any) -> bool:
+        """Whether ``value`` is one of the choices, or within the range."""
+        if self.choices:
+            return value in self.choices
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and self.low <= value <= self.high
 
     def values(self) -> tuple:
         """The values to check against the config: the choices, or both ends of the range."""
@@ -295,6 +302,9 @@ def tune(artifact: GraphArtifact | Mapping[str | Path, GraphArtifact], base_conf
         done = sum(map(_finished, study.trials))
         if done:
             log(f"continuing {out / 'study.db'}: {done} of {trials} trials finished")
+        elif not study.trials:  # the first trial is the base config: what every other one must beat
+            base_values = {k: _value(base, k, "<space>") for k in space}
+            study.enqueue_trial({k: v for k, v in base_values.items() if space[k].holds(v)})
 
         integer = {k: type(_value(base, k, "<space>")) is int for k in space}
 

@@ -45,6 +45,9 @@ def test_a_study_of_three_trials_writes_the_study_the_trials_and_a_best_config_t
     assert (out / "study.db").is_file() and (out / "graph" / "manifest.json").is_file()
     trials = pd.read_csv(out / "trials.csv")
     assert list(trials["trial"]) == [0, 1, 2] and set(trials["state"]) == {"COMPLETE"}
+    base = make_config(overrides={"graph": "g", **TINY})  # the first trial is the base config, to be beaten
+    assert trials.loc[0, "loss.target_weight"] == base.loss.target_weight
+    assert trials.loc[0, "model.layers"] == base.model.layers
     assert {"loss.target_weight", "model.layers", "valid_ndcg@10"} <= set(trials.columns)
     best = trials.loc[trials["valid_ndcg@10"].idxmax()]
     config = load_config(out / "best.toml")
@@ -210,3 +213,11 @@ def test_a_study_over_two_graphs_scores_each_trial_by_the_geometric_mean_of_thei
     # continued with the graphs in another order, it is another study
     assert main(["tune", str(other), str(EXAMPLE_SPEC), "--out", str(out), "--trials", "3", "--space",
                  str(tmp_path / "space.toml"), "--quiet", *sets]) != 0
+
+
+def test_the_first_trial_takes_the_base_values_the_space_holds_and_draws_the_others(graph_dir, tmp_path):
+    config = make_config(overrides={"graph": str(graph_dir), **TINY, "model.layers": 3, "loss.target_weight": 0.5})
+    study = tune(load_graph(graph_dir), config, tmp_path / "study", 1, space=SPACE, log=lambda _m: None)
+    first = study.trials[0].params
+    assert first["loss.target_weight"] == 0.5  # in the space: the base config's own value
+    assert first["model.layers"] in (1, 2)  # the base's 3 is outside model.layers = [1, 2]: drawn
