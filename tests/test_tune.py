@@ -183,6 +183,7 @@ def test_a_combination_the_config_refuses_fails_its_trial_and_the_study_goes_on(
     assert all("finetune.upper_layers" in t.user_attrs["error"] for t in refused)
 
 
+@pytest.mark.slow
 def test_a_study_over_two_graphs_scores_each_trial_by_the_geometric_mean_of_their_validation(tmp_path):
     # the example spec, and a copy that splits with another seed: the same settings score differently
     other = tmp_path / "specs" / "reseeded.toml"
