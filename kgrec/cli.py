@@ -404,21 +404,18 @@ def _benchmark(args: argparse.Namespace) -> int:
 def _tune(args: argparse.Namespace) -> int:
     from kgrec.atomic import check_directory
     from kgrec.train.config import make_config
-    from kgrec.tune import graph_names, default_space, format_study, load_space, tune
+    from kgrec.tune import default_space, format_study, graph_names, load_space, tune
 
     out = Path(args.out)
     check_directory(out, "study directory")
-    specs, graph_dirs = args.spec or [], args.graph or []
-    if len(specs) + len(graph_dirs) <= 1:
-        graph_dir, artifact = _spec_or_graph(argparse.Namespace(**{**vars(args), "spec": specs[0] if specs else None,
-                                                                   "graph": graph_dirs[0] if graph_dirs else None}), out)
-        graphs = {graph_dir: artifact}
-    else:  # several graphs: each spec built into OUT/graphs/NAME (or reused when unchanged)
-        if specs and graph_dirs:
-            raise KgrecError("give graph specs or --graph DIRs, not both")
-        graphs = dict(_spec_or_graph(argparse.Namespace(spec=str(s) if specs else None, graph=None if specs else str(s),
-                                                        quiet=args.quiet), out, f"graphs/{name}")
-                      for s, name in zip(specs or graph_dirs, graph_names([Path(s).stem for s in specs or graph_dirs])))
+    sources = [(spec, None) for spec in args.spec or []] + [(None, g) for g in args.graph or []] or [(None, None)]
+    if args.spec and args.graph:
+        raise KgrecError("give graph specs (built into OUT) or --graph DIRs, not both")
+    # one graph is built into OUT/graph; several into OUT/graphs/NAME (each reused when its spec is unchanged)
+    names = graph_names([Path(spec or g or "graph").stem for spec, g in sources])
+    graphs = dict(_spec_or_graph(argparse.Namespace(spec=spec, graph=g, quiet=args.quiet), out,
+                                 "graph" if len(sources) == 1 else f"graphs/{name}")
+                  for (spec, g), name in zip(sources, names))
     graph_dir, artifact = next(iter(graphs.items()))
     overrides = parse_overrides(args.set)
     config = make_config(args.config, {"graph": str(graph_dir.resolve()), "device": args.device, **overrides})
