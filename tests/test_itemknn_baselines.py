@@ -215,13 +215,14 @@ def test_the_ease_filter_chooses_lambda_on_validation_and_reuses_a_fit(monkeypat
     task = RankingTask(users, torch.arange(18), _group(held[0], held[1], users), _group(seen[0], seen[1], users))
     ease = itemknn.EASEFilter(graph, torch.arange(18), 0.5)
     lambdas = (1.0, 10.0, 50.0, 1000.0)
-    found = fit_ease(ease, task, k=5, lambdas=lambdas)
+    value, found = fit_ease(ease, task, k=5, lambdas=lambdas)
     exact = {lam: found[f"ease w=0.5 lambda={lam:g} exact"] for lam in lambdas}  # every lambda scored exactly
     shortlist = sorted(lambdas, key=lambda lam: (-exact[lam], lam))[:itemknn.EASE_SHORTLIST]
     truncated = {lam: found[f"ease w=0.5 lambda={lam:g}"] for lam in shortlist}  # the best few truncated
     assert len(found) == len(lambdas) + len(shortlist)
     assert ease.lam == max(shortlist, key=lambda lam: (truncated[lam], -lam))
+    assert value == truncated[ease.lam]  # the kept operator's own score
     again = itemknn.EASEFilter(graph, torch.arange(18), 0.5)
     monkeypatch.setattr(itemknn.EASEFilter, "fits", lambda *a, **kw: pytest.fail("refitted"))
-    assert fit_ease(again, task, k=5, lambdas=lambdas) == found and again.lam == ease.lam  # the earlier fit
+    assert fit_ease(again, task, k=5, lambdas=lambdas) == (value, found) and again.lam == ease.lam  # the earlier fit
     torch.testing.assert_close(again.scores(users, torch.arange(18)), ease.scores(users, torch.arange(18)))
