@@ -125,13 +125,16 @@ class EASEScorer:
     def __call__(self, users: Tensor, items: np.ndarray | None = None) -> Tensor:
         """``[B, I]`` scores of ``users`` ``[B]``, or ``[B, M]`` on the columns ``items`` ``[M]`` alone."""
         u = users.cpu().numpy()
-        cols = np.arange(self.x.shape[1]) if items is None else items
-        rows = self.x[u][:, cols]
-        if self.dual:
-            xp = (self.x_t[cols] @ self.inverse[u].T).T  # (X P)_u = (K X)_u
+        rows = self.x[u]
+        if self.dual:  # (X P)_u = (K X)_u
+            xp = ((self.x_t if items is None else self.x_t[items]) @ self.inverse[u].T).T
         else:
-            xp = self.x[u] @ self.inverse[:, cols]
-        return torch.from_numpy((rows.toarray() - xp / self.diag[cols]).astype(np.float32))
+            xp = rows @ (self.inverse if items is None else self.inverse[:, items])
+        if items is not None:
+            rows, diag = rows[:, items], self.diag[items]
+        else:
+            diag = self.diag
+        return torch.from_numpy((rows.toarray() - xp / diag).astype(np.float32))
 
     def item_weights(self, items: np.ndarray, neighbours: int, chunk: int = 1024) -> tuple[Tensor, Tensor]:
         r"""The weights ``B[:, items]`` kept to the ``neighbours`` of largest magnitude per column, as
