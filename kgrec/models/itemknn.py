@@ -40,7 +40,6 @@ Measured on cloth -> sport as above: 7-11 s per setting with validation, 137-169
 from __future__ import annotations
 
 import hashlib
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,7 +47,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from kgrec.models.graph import RelationalGraph
+from kgrec.models.graph import RelationalGraph, quiet_sparse_csr
 from kgrec.models.paths import PRODUCT_BYTES_PER_ENTRY, ItemWalks, _coo, _dense
 
 #: EASE's L2 weights tried on validation
@@ -150,8 +149,7 @@ class EASEScorer:
         scale = torch.from_numpy(-1.0 / self.diag).float()  # B_{:j} = -P_{:j} / P_jj
         if self.dual:  # X^T as a float32 torch CSR: the [I, c] products run in torch, in float32
             xt = self.x_t.astype(np.float32)
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            with quiet_sparse_csr():
                 x_t = torch.sparse_csr_tensor(torch.from_numpy(xt.indptr).long(), torch.from_numpy(xt.indices).long(),
                                               torch.from_numpy(xt.data), size=xt.shape, check_invariants=False)
         for lo in range(0, len(items), chunk):
@@ -329,8 +327,7 @@ class EASEFilter:
     def scores(self, users: Tensor, items: Tensor) -> Tensor:
         """``[B, M]`` EASE scores of ``users`` ``[B]`` against ``items`` ``[M]`` (type-local)."""
         walks = self.item_walks(items)
-        with warnings.catch_warnings():  # torch's sparse product of two COO matrices says CSR is in beta
-            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        with quiet_sparse_csr():  # torch's sparse product of two COO matrices goes through CSR
             return _dense(torch.sparse.mm(self._first(self.x[users.cpu().numpy()], walks), walks.op))
 
     @torch.no_grad()
