@@ -12,7 +12,7 @@ loading).
 
 The table has wall seconds and CPU seconds (user + system) per phase; on a shared machine the
 CPU seconds are the steadier measure of work, and the slopes are fitted on them: the last line
-is the least-squares slope of log(CPU s) against log(edges) per phase (1.0 = linear). Each
+is the least-squares slope of log(CPU s) against log(edges) per phase (1.0 = linear; on a GPU, of log(wall s)). Each
 phase runs torch on one thread by default (``--threads``): on a loaded machine OpenMP's
 spinning threads burn CPU while they wait (one epoch at 60k edges: 0.6 CPU s on one thread,
 9.8 on two, at a load of 19 on 2 cores).
@@ -23,7 +23,8 @@ default layer's propagation (``A @ X``, both directions in one CSR product, ``X`
 seconds per product, bytes it must move (the CSR arrays, one ``X`` row gathered per edge, the
 output written) divided by that time, against the device's peak memory bandwidth.
 
-    python benchmarks/scale.py --edges 1M,3M,10M [--device cpu|cuda] [--work /tmp/kgrec-scale]
+    python benchmarks/scale.py --edges 1M,3M,10M [--device cpu|cuda] [--work /tmp/kgrec-scale] [--json OUT.json]
+    python benchmarks/scale.py --merge small.json large.json   # one table of sizes run separately
 """
 from __future__ import annotations
 
@@ -277,10 +278,18 @@ def main() -> None:
                     help="skip a size when less memory than 1 GiB + this per million edges is available "
                          "(the machine is shared)")
     ap.add_argument("--keep", action="store_true", help="keep each size's data and graph")
+    ap.add_argument("--json", help="also write every phase's measurements to this JSON file")
+    ap.add_argument("--merge", nargs="+", metavar="JSON",
+                    help="print one table (and slopes) of the sizes of several --json files, e.g. sizes run side by side")
     ap.add_argument("--phase", choices=PHASES, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.phase:
         run_phase(args.phase, Path(args.work), int(args.edges), args.device, args.threads)
+        return
+    if args.merge:
+        files = [json.loads(Path(f).read_text()) for f in args.merge]
+        merged = {int(k): v for f in files for k, v in f["results"].items()}
+        print_table(dict(sorted(merged.items())), files[0]["device"])
         return
     from kgrec.data.synth import parse_edges
     sizes = [parse_edges(s) for s in args.edges.split(",")]
@@ -307,10 +316,18 @@ def main() -> None:
             _run(res, "validate", Path(args.work) / f"e{edges}", edges, args)
         if not args.keep:
             shutil.rmtree(Path(args.work) / f"e{edges}", ignore_errors=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"device": args.device, "results": {str(k): v for k, v in results.items()}},
+                                              indent=1))
+    print_table(results, args.device)
+
+
+def print_table(results: dict[int, dict], device: str) -> None:
+    """The table of every size's phases, the kernel lines, and the slopes line last."""
     print()
     head = f"{'edges asked':>12}{'edges':>12}{'nodes':>11}" + "".join(f"{p + ' s':>11}{'cpu':>8}{'peak':>7}"
                                                                         for p in PHASES)
-    print(head + ("  cuda peak MiB (epoch/val)" if args.device.startswith("cuda") else ""))
+    print(head + ("  cuda peak MiB (epoch/val)" if device.startswith("cuda") else ""))
     rows = []
     for edges, res in results.items():
         b = res.get("build", {})
@@ -323,7 +340,7 @@ def main() -> None:
                 line += f"{r['s']:>11.1f}{r['cpu_s']:>8.1f}{r['peak_mib']:>7.0f}"
             else:
                 line += f"{'-':>26}"
-        if args.device.startswith("cuda"):
+        if device.startswith("cuda"):
             line += f"  {res.get('epoch', {}).get('cuda_peak_mib', 0):.0f}/{res.get('validate', {}).get('cuda_peak_mib', 0):.0f}"
         print(line)
         rows.append((edges, b.get("edges", edges), res))
@@ -338,13 +355,16 @@ def main() -> None:
             print(f"{'':>12}  propagation A @ X [N, 64]: {v['spmm_s'] * 1e3:.2f} ms, {v['spmm_bytes'] / 1e9:.2f} GB moved,"
                   f" {v['spmm_gbs']:.0f} GB/s" + (f" = {v['spmm_gbs'] / peak:.0%} of the device's {peak:.0f} GB/s"
                                                   if peak else " (device peak unknown)"))
+    # on the CPU the slopes are fitted on CPU seconds (the steadier measure on a shared machine); on a GPU on wall
+    # seconds, since the host's CPU seconds there are mostly waiting for the device
+    key = "s" if device.startswith("cuda") else "cpu_s"
     parts = []
     for name in SLOPES:
-        xs = [real for _, real, res in rows if "cpu_s" in res.get(name, {})]
-        ys = [res[name]["cpu_s"] for _, _, res in rows if "cpu_s" in res.get(name, {})]
+        xs = [real for _, real, res in rows if key in res.get(name, {})]
+        ys = [res[name][key] for _, _, res in rows if key in res.get(name, {})]
         s = slope(xs, ys)
         parts.append(f"{name}={s:.2f}" if s is not None else f"{name}=n/a")
-    print("slopes: " + " ".join(parts))
+    print("slopes: " + " ".join(parts) + f"  (log {'wall' if key == 's' else 'CPU'} seconds against log edges)")
 
 
 def _cpus() -> int:
