@@ -27,3 +27,30 @@ def test_without_a_c_library_nothing_is_changed(monkeypatch):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
     assert not memory.keep_freed_memory()
+
+
+_FAULTS = """
+import resource, sys, torch
+from kgrec import memory
+if sys.argv[1] == "keep":
+    assert memory.keep_freed_memory()
+for _ in range(8):  # until the heap has grown to hold them
+    torch.empty(16 * 2**20).fill_(1.0)  # 64 MiB, above glibc's largest mmap threshold
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(16):
+    torch.empty(16 * 2**20).fill_(1.0)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_a_freed_block_above_32_mib_is_reused_rather_than_faulted_in_again(monkeypatch):
+    import subprocess
+    import sys
+    for var in memory._ENV:
+        monkeypatch.delenv(var, raising=False)
+    faults = {how: int(subprocess.run([sys.executable, "-c", _FAULTS, how], capture_output=True, text=True,
+                                      check=True).stdout) for how in ("plain", "keep")}
+    pages = 16 * 64 * 2**20 // 4096  # sixteen fresh 64 MiB blocks, in 4 KiB pages
+    assert faults["plain"] >= pages // 2  # glibc maps each one afresh (fewer faults only with huge pages)
+    assert faults["keep"] <= pages // 8  # reused (the heap may still grow once or twice)

@@ -20,9 +20,12 @@ from torch_geometric.data import HeteroData
 @contextlib.contextmanager
 def quiet_sparse_csr() -> Iterator[None]:
     """Silence torch's "Sparse CSR tensor support is in beta" warning, which every CSR tensor built
-    (or made inside a sparse product) raises; kgrec's CSR use is tested, and the warning is noise."""
+    (or made inside a sparse product) raises, and the "Sparse invariant checks are implicitly disabled"
+    one that some torch versions (2.11) raise even for ``check_invariants=False``; kgrec's CSR use is
+    tested, and the warnings are noise."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
         yield
 
 
@@ -53,8 +56,8 @@ class _SpMM(torch.autograd.Function):
 def _csr(rows: Tensor, cols: Tensor, values: Tensor, shape: tuple[int, int]) -> tuple[Tensor, Tensor]:
     """CSR matrix and its transpose (duplicates summed), both on ``rows.device``."""
     def build(r, c, s):
-        m = torch.sparse_coo_tensor(torch.stack([r, c]), values, s, check_invariants=False).coalesce()
         with quiet_sparse_csr():
+            m = torch.sparse_coo_tensor(torch.stack([r, c]), values, s, check_invariants=False).coalesce()
             return m.to_sparse_csr()
     return build(rows, cols, shape), build(cols, rows, (shape[1], shape[0]))
 
