@@ -9,11 +9,14 @@ few per cent per training epoch (cloth -> sport, one thread), at the price of th
 keeping its peak heap.
 
 Raising the ``mmap`` threshold alone stops at 32 MiB (glibc's ceiling for it), and at catalogue
-scale the ``[N, d]`` tables are larger than that: on a generated 3M-edge graph (``[N, 64]`` =
-84 MB) one training epoch page-faulted 14.6 M times and spent 22 of its 63 CPU seconds in the
-kernel. So ``mmap`` is also turned off for ordinary blocks (``M_MMAP_MAX = 0``): every block
-comes from the heap and is reused when freed. The same epoch: 0.43 M faults, 2.7 s in the
-kernel, 45 CPU s, 8 % more peak RSS (``benchmarks/scale.py`` measures it per size).
+scale the ``[N, d]`` tables are larger than that: they are page-faulted in afresh every step
+(a generated 3M-edge graph, ``[N, 64]`` = 84 MB: 14.6 M faults and 22 of 63 CPU seconds in the
+kernel per epoch). ``KGREC_MALLOC_REUSE=1`` also turns ``mmap`` off for ordinary blocks
+(``M_MMAP_MAX = 0``), so that every block comes from the heap and is reused when freed: 0.43 M
+faults and 45 CPU s on that epoch, 1,176 -> 677 CPU s at 30M edges, but the heap keeps what it
+grew to and fragments, so the peak RSS rose by 16-50 % (15.3 -> 23.0 GiB at 30M edges, near the
+24 GiB of the machine measured). Because that memory is what decides whether a large run fits at
+all, it is an opt-in; ``docs/benchmarks.md`` ("Scale") has the table of both.
 """
 from __future__ import annotations
 
@@ -23,14 +26,15 @@ import os
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4  # glibc's mallopt parameters
 _ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_MAX_")
+REUSE_ENV = "KGREC_MALLOC_REUSE"  #: "1": serve blocks above 32 MiB from the heap too (faster, more peak memory)
 
 
 def keep_freed_memory() -> bool:
-    """Ask glibc's malloc to serve every block from the heap and keep freed ones for reuse
-    instead of returning them to the system (``mmap`` off for ordinary blocks, no trimming
-    below 2 GiB of free heap). Leaves the allocator as it is where the user set any of the
-    ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_MAX_`` variables, or
-    off glibc. Returns whether the setting was applied."""
+    """Ask glibc's malloc to keep freed blocks (up to 32 MiB each, its largest ``mmap``
+    threshold; every block with ``KGREC_MALLOC_REUSE=1``) for reuse instead of returning them to
+    the system, with no trimming below 2 GiB of free heap. Leaves the allocator as it is where the
+    user set any of the ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_MAX_``
+    variables, or off glibc. Returns whether the setting was applied."""
     if any(v in os.environ for v in _ENV):
         return False
     name = ctypes.util.find_library("c")
@@ -40,5 +44,7 @@ def keep_freed_memory() -> bool:
         mallopt = None
     if mallopt is None:
         return False
-    return (bool(mallopt(_M_MMAP_THRESHOLD, 32 * 2**20)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
-            and bool(mallopt(_M_MMAP_MAX, 0)))
+    applied = bool(mallopt(_M_MMAP_THRESHOLD, 32 * 2**20)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+    if os.environ.get(REUSE_ENV, "0") not in ("", "0"):
+        applied = applied and bool(mallopt(_M_MMAP_MAX, 0))
+    return applied

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes.util
+import os
 import platform
 
 import pytest
@@ -44,13 +45,18 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
-def test_a_freed_block_above_32_mib_is_reused_rather_than_faulted_in_again(monkeypatch):
+def test_blocks_above_32_mib_are_reused_only_with_kgrec_malloc_reuse(monkeypatch):
     import subprocess
     import sys
-    for var in memory._ENV:
+    for var in (*memory._ENV, memory.REUSE_ENV):
         monkeypatch.delenv(var, raising=False)
-    faults = {how: int(subprocess.run([sys.executable, "-c", _FAULTS, how], capture_output=True, text=True,
-                                      check=True).stdout) for how in ("plain", "keep")}
+
+    def faults(how: str, reuse: str) -> int:
+        env = {**os.environ, memory.REUSE_ENV: reuse}
+        return int(subprocess.run([sys.executable, "-c", _FAULTS, how], capture_output=True, text=True, check=True,
+                                  env=env).stdout)
+
     pages = 16 * 64 * 2**20 // 4096  # sixteen fresh 64 MiB blocks, in 4 KiB pages
-    assert faults["plain"] >= pages // 2  # glibc maps each one afresh (fewer faults only with huge pages)
-    assert faults["keep"] <= pages // 8  # reused (the heap may still grow once or twice)
+    assert faults("plain", "1") >= pages // 2  # glibc maps each one afresh (fewer faults only with huge pages)
+    assert faults("keep", "0") >= pages // 2  # the default keeps them mapped afresh: the peak stays the live peak
+    assert faults("keep", "1") <= pages // 8  # reused (the heap may still grow once or twice)
