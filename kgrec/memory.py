@@ -14,7 +14,7 @@ scale the ``[N, d]`` tables are larger than that: they are page-faulted in afres
 kernel per epoch). ``KGREC_MALLOC_REUSE=1`` also turns ``mmap`` off for ordinary blocks
 (``M_MMAP_MAX = 0``), so that every block comes from the heap and is reused when freed: 0.43 M
 faults and 45 CPU s on that epoch, 1,176 -> 677 CPU s at 30M edges, but the heap keeps what it
-grew to and fragments, so the peak RSS rose by 16-50 % (15.3 -> 23.0 GiB at 30M edges, near the
+grew to and fragments, so the peak RSS rose by 16-50 % (14.9 -> 22.5 GiB at 30M edges, near the
 24 GiB of the machine measured). Because that memory is what decides whether a large run fits at
 all, it is an opt-in; ``docs/benchmarks.md`` ("Scale") has the table of both.
 """
