@@ -288,6 +288,9 @@ def main() -> None:
         return
     if args.merge:
         files = [json.loads(Path(f).read_text()) for f in args.merge]
+        if len({f["device"] for f in files}) > 1:
+            ap.error("--merge: the files were measured on different devices: "
+                     + ", ".join(f"{name} ({f['device']})" for name, f in zip(args.merge, files)))
         merged = {int(k): v for f in files for k, v in f["results"].items()}
         print_table(dict(sorted(merged.items())), files[0]["device"])
         return

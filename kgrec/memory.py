@@ -27,11 +27,12 @@ import os
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4  # glibc's mallopt parameters
 _ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_MAX_")
 REUSE_ENV = "KGREC_MALLOC_REUSE"  #: "1": serve blocks above 32 MiB from the heap too (faster, more peak memory)
+_ON = {"1", "true", "yes", "on"}  # the spellings kgrec.progress reads as a switch, here the ones that turn it on
 
 
 def keep_freed_memory() -> bool:
     """Ask glibc's malloc to keep freed blocks (up to 32 MiB each, its largest ``mmap``
-    threshold; every block with ``KGREC_MALLOC_REUSE=1``) for reuse instead of returning them to
+    threshold; every block with ``KGREC_MALLOC_REUSE=1``, or ``true``, ``yes``, ``on``) for reuse instead of returning them to
     the system, with no trimming below 2 GiB of free heap. Leaves the allocator as it is where the
     user set any of the ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_MAX_``
     variables, or off glibc. Returns whether the setting was applied."""
@@ -45,6 +46,6 @@ def keep_freed_memory() -> bool:
     if mallopt is None:
         return False
     applied = bool(mallopt(_M_MMAP_THRESHOLD, 32 * 2**20)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
-    if os.environ.get(REUSE_ENV, "0") not in ("", "0"):
+    if os.environ.get(REUSE_ENV, "").strip().lower() in _ON:
         applied = applied and bool(mallopt(_M_MMAP_MAX, 0))
     return applied

@@ -4,6 +4,8 @@ from __future__ import annotations
 import ctypes.util
 import os
 import platform
+import subprocess
+import sys
 
 import pytest
 
@@ -46,8 +48,6 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
 def test_blocks_above_32_mib_are_reused_only_with_kgrec_malloc_reuse(monkeypatch):
-    import subprocess
-    import sys
     for var in (*memory._ENV, memory.REUSE_ENV):
         monkeypatch.delenv(var, raising=False)
 
@@ -59,4 +59,5 @@ def test_blocks_above_32_mib_are_reused_only_with_kgrec_malloc_reuse(monkeypatch
     pages = 16 * 64 * 2**20 // 4096  # sixteen fresh 64 MiB blocks, in 4 KiB pages
     assert faults("plain", "1") >= pages // 2  # glibc maps each one afresh (fewer faults only with huge pages)
     assert faults("keep", "0") >= pages // 2  # the default keeps them mapped afresh: the peak stays the live peak
+    assert faults("keep", "false") >= pages // 2  # a switch said off, as KGREC_PROGRESS reads it
     assert faults("keep", "1") <= pages // 8  # reused (the heap may still grow once or twice)

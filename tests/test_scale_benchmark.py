@@ -40,3 +40,11 @@ def test_the_scale_benchmark_runs_every_phase_and_merges_sizes_run_apart(tmp_pat
     assert rows[0] in small and rows[1] in large  # the same figures as each run printed
     slopes = merged[-1]
     assert slopes.startswith("slopes: build=") and "n/a" not in slopes
+
+
+def test_merging_measurements_of_different_devices_is_refused(tmp_path):
+    for name, device in (("cpu", "cpu"), ("gpu", "cuda")):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"device": device, "results": {}}))
+    r = subprocess.run([sys.executable, str(SCALE), "--merge", str(tmp_path / "cpu.json"), str(tmp_path / "gpu.json")],
+                       capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert r.returncode == 2 and "different devices" in r.stderr and r.stdout == ""
