@@ -71,8 +71,8 @@ ITEM_GROUPS = {"warm": "warm items", "cold": "cold items", "cold_among_cold": "c
 
 
 def _kgrec_scorer(res: TrainResult, target_items: Tensor) -> Callable[[Tensor], Tensor]:
-    """Scores over all item indices; with path scores blended in, the target items' are the blend
-    (standardised over the target items) and the others -inf."""
+    """Scores over all item indices; with path scores blended in or new-item terms, the target items'
+    are the final scores (standardised over the target items) and the others -inf."""
     model, graph = res.model, res.graph
     with torch.no_grad():
         model.eval()
@@ -81,12 +81,19 @@ def _kgrec_scorer(res: TrainResult, target_items: Tensor) -> Callable[[Tensor], 
     head = model.heads["target"]
     cols = target_items.to(h.device)
 
+    terms = res.terms if res.terms is not None and res.terms.active else None
+
     def score(users: Tensor) -> Tensor:
         e = head.score_all(h[users.to(h.device) + graph.offsets["user"]], items)
-        if res.paths is None or res.path_weight == 0:
+        if (res.paths is None or res.path_weight == 0) and terms is None:
             return e
         out = torch.full_like(e, float("-inf"))
-        out[:, cols] = blend(e[:, cols], res.paths.scores(users, target_items), res.path_weight)
+        mine = e[:, cols]
+        if res.paths is not None and res.path_weight:
+            mine = blend(mine, res.paths.scores(users, target_items), res.path_weight)
+        if terms is not None:
+            mine = terms.apply(mine, target_items, terms.content_scores(users, target_items))
+        out[:, cols] = mine
         return out
     return score
 

@@ -69,12 +69,17 @@ def item_group_tasks(artifact: GraphArtifact, task: RankingTask, seed: int = 0) 
     cold_items = artifact.cold_items()
     if not len(cold_items):
         return {}
+    return kind_tasks(task, torch.isin(task.items, cold_items), seed)
+
+
+def kind_tasks(task: RankingTask, is_cold: Tensor, seed: int = 0) -> dict[str, RankingTask]:
+    """:func:`item_group_tasks` with the cold items given as ``is_cold`` ``[M]`` (bool, by position in
+    ``task.items``); a kind without users is left out."""
     m = len(task.items)
     gen = torch.Generator().manual_seed(seed)
     order = torch.randperm(m, generator=gen)  # new position p holds old position order[p]
     every = torch.empty(m, dtype=torch.long)
     every[order] = torch.arange(m)
-    is_cold = torch.isin(task.items, cold_items)
     cold_order = order[is_cold[order]]  # the cold items, in the shuffled order
     among = torch.full((m,), -1, dtype=torch.long)
     among[cold_order] = torch.arange(len(cold_order))

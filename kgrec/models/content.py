@@ -10,13 +10,25 @@ links, attribute entities such as brands and categories, and with ``hops = 2`` t
 KG neighbours), IDF-weighted; for ``text_knn`` the TF-IDF vector of the item's text (unigrams and
 bigrams, sublinear tf). It is the classic content-based neighbourhood recommender (Lops et al.,
 *Content-based Recommender Systems*, 2011); a new item is scored as soon as it has content.
+
+kgrec itself uses the same scores for new items: :class:`NewItemTerms` adds a content kNN term and
+a shift for items without interactions to a run's blended scores, both chosen on validation.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import Tensor
+
+from kgrec.errors import KgrecError
+from kgrec.graph.artifact import SOURCE, TARGET, GraphArtifact
+from kgrec.models.paths import standardise
+
+#: the content a run's :class:`NewItemTerms` may use: entity features at 1 or 2 hops, or item text
+CONTENT_KINDS = ("entities", "text")
 
 
 def entity_features(item_entity: tuple[np.ndarray, np.ndarray], kg: tuple[np.ndarray, np.ndarray],
@@ -77,3 +89,128 @@ class ContentKNN:
         f_items = self.features[items.cpu().numpy()]
         s = self.profiles[users.cpu().numpy()] @ f_items.T
         return torch.from_numpy(np.asarray(s.todense(), dtype=np.float32))
+
+    def history_scores(self, items: Tensor, candidates: Tensor) -> Tensor:
+        """``[1, M]`` scores of a user the kNN never saw, whose history is ``items``, against ``candidates``."""
+        profile = sp.csr_matrix(np.asarray(self.features[np.unique(items.cpu().numpy())].sum(0)))
+        s = profile @ self.features[candidates.cpu().numpy()].T
+        return torch.from_numpy(np.asarray(s.todense(), dtype=np.float32))
+
+
+def item_content(artifact: GraphArtifact, kind: str, hops: int = 1) -> sp.csr_matrix:
+    """The content rows of every item: ``kind = "entities"`` (:func:`entity_features` of the items'
+    KG links and attribute entities, ``hops``) or ``"text"`` (:func:`text_features` of the items' text).
+
+    Raises:
+        KgrecError: the graph has no item-entity edges (entities) or no item text (text).
+    """
+    n_items = int(artifact.data["item"].num_nodes)
+    if kind == "text":
+        texts = artifact.nodes["item"]["text"].tolist() if "text" in artifact.nodes["item"] else []
+        if not any(isinstance(t, str) and t.strip() for t in texts):
+            raise KgrecError("text content needs item text: give the spec's items a title/text column")
+        return text_features(texts)
+    if kind != "entities":
+        raise ValueError(f"content kind must be one of {CONTENT_KINDS}, got {kind!r}")
+    data = artifact.data
+    links = [data[et].edge_index for et in data.edge_types if et[0] == "item" and et[2] == "entity"]
+    if not links:
+        raise KgrecError("entity content needs items linked to KG or attribute entities ([[links]] or [[attributes]])")
+    ie = torch.cat(links, 1).numpy()
+    kg = [data[et].edge_index for et in data.edge_types
+          if et[0] == "entity" and et[2] == "entity" and not et[1].startswith("rev_")]
+    kg = torch.cat(kg, 1).numpy() if kg else np.empty((2, 0), dtype=np.int64)
+    return entity_features((ie[0], ie[1]), (kg[0], kg[1]), n_items, int(data["entity"].num_nodes), hops)
+
+
+def content_settings(artifact: GraphArtifact) -> list[dict]:
+    """Every content kNN the artifact allows, as ``{"kind", "hops", "history"}`` settings: entities at
+    1 hop (and 2 where the KG has entity-entity edges) when items link to entities, text when items
+    have text; each with the target history, and both domains' where there is a source."""
+    data = artifact.data
+    kinds = []
+    if any(et[0] == "item" and et[2] == "entity" and data[et].edge_index.shape[1] for et in data.edge_types):
+        kinds.append(("entities", 1))
+        if any(et[0] == "entity" and et[2] == "entity" for et in data.edge_types):
+            kinds.append(("entities", 2))
+    texts = artifact.nodes["item"]["text"] if "text" in artifact.nodes["item"] else []
+    if any(isinstance(t, str) and t.strip() for t in texts):
+        kinds.append(("text", 1))
+    has_source = artifact.split("train", SOURCE).shape[1] > 0
+    return [{"kind": k, "hops": h, "history": hist} for k, h in kinds
+            for hist in (("target", "both") if has_source else ("target",))]
+
+
+def content_knn(artifact: GraphArtifact, setting: dict, features: sp.csr_matrix | None = None) -> ContentKNN:
+    """The :class:`ContentKNN` of a :func:`content_settings` setting over ``artifact``'s training pairs
+    (``features`` when already computed for its kind and hops)."""
+    if features is None:
+        features = item_content(artifact, setting["kind"], setting["hops"])
+    domains = (TARGET,) if setting["history"] == "target" else (SOURCE, TARGET)
+    pairs = torch.cat([artifact.split("train", d) for d in domains], 1)
+    return ContentKNN(features, pairs, int(artifact.data["user"].num_nodes))
+
+
+@dataclass
+class NewItemTerms:
+    """What a run adds to its blended scores of new items (items without an interaction edge), both
+    chosen on validation (:func:`kgrec.train.trainer.choose_new_item_terms`)::
+
+        s(u, i) = z(blend)(u, i) + [i is new] · (content_weight · z(content kNN)(u, i) + cold_shift)
+
+    ``z`` standardises each user's row over the candidate items. The content term reaches a new
+    item through its entities or words (user -> item -> entity or word -> new item) and orders the
+    new items among themselves; the shift then places them among the warm ones, whose blended
+    scores carry interactions a new item cannot have. A warm item's score, and so the order of the
+    warm items, is the blend's. Both 0 (the default) leave the blend as it is.
+
+    Attributes:
+        content: the content kNN, or ``None``.
+        setting: its :func:`content_settings` setting (``{}`` without one).
+        content_weight: the weight of its standardised scores.
+        cold: ``[n_items]`` bool over every item index: no interaction edge in the graph scored.
+        cold_shift: added to the standardised scores of those items.
+    """
+
+    content: ContentKNN | None = None
+    setting: dict = field(default_factory=dict)
+    content_weight: float = 0.0
+    cold: Tensor | None = None
+    cold_shift: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.cold is not None and (bool(self.content_weight and self.content is not None) or bool(self.cold_shift))
+
+    def content_scores(self, users: Tensor, items: Tensor) -> Tensor | None:
+        """``[B, M]`` content kNN scores, or ``None`` when the content term is off."""
+        return self.content.scores(users, items) if self.content is not None and self.content_weight else None
+
+    def apply(self, scores: Tensor, items: Tensor, content: Tensor | None = None) -> Tensor:
+        """The final ``[B, M]`` scores from the blended ``scores`` against ``items`` (indices) and the users'
+        ``content`` scores (:meth:`content_scores`); ``scores`` unchanged when no term is on."""
+        if not self.active:
+            return scores
+        out = standardise(scores)
+        if self.cold is None:
+            return out
+        new = self.cold.to(out.device)[items.to(out.device)].to(out.dtype)
+        if content is not None and self.content_weight:
+            out = out + self.content_weight * standardise(content.to(out.device)) * new
+        return out + self.cold_shift * new
+
+    def state(self) -> dict:
+        """What a run saves of the terms (``model.pt``, ``results.json``); :func:`new_item_terms` rebuilds them."""
+        return {"content": dict(self.setting) if self.content_weight else None,
+                "content_weight": self.content_weight, "cold_shift": self.cold_shift}
+
+
+def new_item_terms(state: dict, artifact: GraphArtifact, cold: Tensor) -> NewItemTerms | None:
+    """The :class:`NewItemTerms` of a saved :meth:`NewItemTerms.state` over ``artifact`` (its content kNN
+    refitted on the artifact's training pairs), ``cold`` ``[n_items]`` marking the items without
+    interaction edges in the graph scored; ``None`` when the state has no term on."""
+    weight, shift = float(state.get("content_weight") or 0.0), float(state.get("cold_shift") or 0.0)
+    setting = state.get("content") or {}
+    terms = NewItemTerms(content_knn(artifact, setting) if weight and setting else None, dict(setting), weight,
+                         cold, shift)
+    return terms if terms.active else None

@@ -37,7 +37,10 @@ class ModelConfig:
     interaction edge in the graph propagated over a zero ID embedding, so that its score comes from
     its features and its KG neighbours through the layers, never from an ID vector no interaction
     trained; ``item_id_dropout`` zeroes each item's ID embedding with that probability at every
-    training step (DropoutNet, Volkovs et al. 2017), so that the layers learn to do without it."""
+    training step (DropoutNet, Volkovs et al. 2017), so that the layers learn to do without it.
+    ``new_item_terms``: where some target items have no interaction edge, the run chooses on
+    validation a content kNN term and a shift for those items, added to the blended scores
+    (:class:`~kgrec.models.content.NewItemTerms`)."""
 
     dim: int = field(default=64, metadata={"lo": 1})
     layers: int = field(default=2, metadata={"lo": 0, "hi": 32})
@@ -59,6 +62,7 @@ class ModelConfig:
     ease_neighbours: int = field(default=128, metadata={"lo": 1, "hi": 100_000})
     cold_item_id: str = field(default="keep", metadata={"choices": COLD_ITEM_IDS})
     item_id_dropout: float = field(default=0.0, metadata={"lo": 0.0, "hi": 0.9})
+    new_item_terms: bool = True
 
 
 class EncoderOutput(NamedTuple):

@@ -15,12 +15,14 @@ def evaluate_run(run: Run, split: str = "test", ks: tuple[int, ...] = (10, 20)) 
     with cold items, also ``"warm_items"``, ``"cold_items"`` (among all target items) and
     ``"cold_items_among_cold"``, each with its ``users`` and ``candidates``."""
     task = ranking_task(run.artifact, split, exclude=("train",) if split == "valid" else ("train", "valid"))
-    per_user = validate(run.model, run.graph, task, tuple(ks), run.config.eval.memory_mb, run.paths(), run.path_weight)
+    per_user = validate(run.model, run.graph, task, tuple(ks), run.config.eval.memory_mb, run.paths(), run.path_weight,
+                     terms=run.new_item_terms())
     out = {"all": {"users": len(task.users), **mean_metrics(per_user)}}
     cold = user_groups(run.artifact, task.users).get("cold_start")
     if cold is not None:
         out["cold_start"] = {"users": int(cold.sum()), **mean_metrics({k: v[cold] for k, v in per_user.items()})}
     for kind, sub in item_group_tasks(run.artifact, task).items():
-        m = validate(run.model, run.graph, sub, tuple(ks), run.config.eval.memory_mb, run.paths(), run.path_weight)
+        m = validate(run.model, run.graph, sub, tuple(ks), run.config.eval.memory_mb, run.paths(), run.path_weight,
+                     terms=run.new_item_terms())
         out[f"{kind}_items"] = {"users": len(sub.users), "candidates": len(sub.items), **mean_metrics(m)}
     return out

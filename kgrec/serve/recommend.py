@@ -18,13 +18,18 @@ from kgrec.serve.run import Run
 
 
 @torch.no_grad()
-def score_items(run: Run, user_vectors: Tensor, path_scores: Tensor | None = None) -> Tensor:
+def score_items(run: Run, user_vectors: Tensor, path_scores: Tensor | None = None,
+                content_scores: Tensor | None = None) -> Tensor:
     """``[B, M]`` scores of users against every target item (in ``run.artifact.items_of("target")``
     order): the target head's on their ``[B, out_dim]`` embeddings, blended with their walk scores
-    ``path_scores`` ``[B, M]`` at ``run.path_weight`` when given."""
+    ``path_scores`` ``[B, M]`` at ``run.path_weight`` when given, then the run's new-item terms
+    (:meth:`Run.new_item_terms`, with the users' content kNN scores ``content_scores`` ``[B, M]``)."""
     h = run.embeddings()
-    items = h[run.artifact.items_of(TARGET).to(h.device) + run.graph.offsets["item"]]
-    return blend(run.model.heads["target"].score_all(user_vectors.to(h.device), items), path_scores, run.path_weight)
+    targets = run.artifact.items_of(TARGET)
+    items = h[targets.to(h.device) + run.graph.offsets["item"]]
+    scores = blend(run.model.heads["target"].score_all(user_vectors.to(h.device), items), path_scores, run.path_weight)
+    terms = run.new_item_terms()
+    return scores if terms is None else terms.apply(scores, targets, content_scores)
 
 
 def _top(run: Run, scores: Tensor, exclude: list[Tensor], k: int) -> list[tuple[list[int], list[float]]]:
@@ -74,18 +79,19 @@ def recommend_many(run: Run, users: list[str], k: int = 10, exclude_seen: bool =
     ``eval.memory_mb``); one frame, ``k`` rows per user."""
     index = [run.user_index(u) for u in users]
     h = run.embeddings()
-    paths, targets = run.paths(), run.artifact.items_of(TARGET)
-    if batch_size is None:  # the head's, the walks', the blend's and the masked copy's [B, M]
-        batch_size = users_per_batch(run.config.eval.memory_mb, len(targets), 4,
+    paths, targets, terms = run.paths(), run.artifact.items_of(TARGET), run.new_item_terms()
+    if batch_size is None:  # the head's, the walks', the content's, the blend's and the masked copy's [B, M]
+        batch_size = users_per_batch(run.config.eval.memory_mb, len(targets), 5,
                                      paths.batch_bytes(targets) if paths is not None else 0)
     frames = []
     for start in range(0, len(index), batch_size):
         chunk = index[start:start + batch_size]
         vec = h[torch.tensor(chunk, device=h.device) + run.graph.offsets["user"]]
         walks = paths.scores(torch.tensor(chunk), targets) if paths is not None else None
+        content = terms.content_scores(torch.tensor(chunk), targets) if terms is not None else None
         exclude = [seen(run, u) if exclude_seen else torch.empty(0, dtype=torch.long) for u in chunk]
         for u, (items, scores) in zip(users[start:start + batch_size],
-                                      _top(run, score_items(run, vec, walks), exclude, k)):
+                                      _top(run, score_items(run, vec, walks, content), exclude, k)):
             frames.append(_frame(run, str(u), items, scores))
     return pd.concat(frames, ignore_index=True) if frames else _frame(run, "", [], [])
 
@@ -158,10 +164,14 @@ def recommend_from_history(run: Run, items: list[int], k: int = 10, exclude_seen
     target-domain history items are excluded when ``exclude_seen``."""
     vec = history_embedding(run, items).unsqueeze(0)
     paths = run.paths()
-    walks = (paths.history_scores(torch.tensor(items, dtype=torch.long), run.artifact.items_of(TARGET))
-             if paths is not None else None)
+    history, targets, terms = torch.tensor(items, dtype=torch.long), run.artifact.items_of(TARGET), run.new_item_terms()
+    walks = paths.history_scores(history, targets) if paths is not None else None
+    content = None
+    if terms is not None and terms.content is not None and terms.content_weight:  # the history the kNN was fitted on
+        mine = history if terms.setting.get("history") != "target" else history[run.artifact.data["item"].domain[history] == 1]
+        content = terms.content.history_scores(mine, targets)
     domain = run.artifact.data["item"].domain
     exclude = [torch.tensor([i for i in items if int(domain[i]) == 1], dtype=torch.long)] if exclude_seen \
         else [torch.empty(0, dtype=torch.long)]
-    (top_items, scores), = _top(run, score_items(run, vec, walks), exclude, k)
+    (top_items, scores), = _top(run, score_items(run, vec, walks, content), exclude, k)
     return _frame(run, user, top_items, scores)

@@ -21,6 +21,8 @@ from kgrec.integrity import check_file
 from kgrec.io import load_torch, read_json
 from kgrec.graph.views import target_only
 from kgrec.models import ModelConfig, RelationalGraph, TransferModel
+from kgrec.models.content import NewItemTerms, new_item_terms
+from kgrec.models.encoder import items_with_interactions
 from kgrec.models.itemknn import EASEFilter
 from kgrec.models.paths import PathScorer, item_walks_from_state
 from kgrec.train.config import TrainConfig, load_config
@@ -70,6 +72,9 @@ class Run:
         path_filter: the filter the run chose: a walk's exponents ``{"alpha": a, "beta": b}`` (``beta``
             None: the default walk), or EASE's ``{"kind": "ease", "lambda": ..., "source_weight": ...,
             "neighbours": ...}``; empty for runs from before the choice existed.
+        new_items: the new-item terms the run chose (:meth:`NewItemTerms.state
+            <kgrec.models.content.NewItemTerms.state>`: ``content``, ``content_weight``, ``cold_shift``);
+            empty for runs from before they existed.
     """
 
     path: Path
@@ -81,6 +86,7 @@ class Run:
     path_weight: float = 0.0
     path_graph: str = "merged"
     path_filter: dict = field(default_factory=dict)
+    new_items: dict = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -116,6 +122,14 @@ class Run:
                                      f"recomputed") from None
             self._cache["paths"] = scorer
         return self._cache["paths"]
+
+    def new_item_terms(self) -> NewItemTerms | None:
+        """The run's :class:`~kgrec.models.content.NewItemTerms` over its graph (an item added by
+        ``kgrec update --new-items`` has no interaction edge, so it is shifted as the run's new items
+        were), or ``None`` when the run chose none."""
+        if "terms" not in self._cache:
+            self._cache["terms"] = new_item_terms(self.new_items, self.artifact, ~items_with_interactions(self.graph))
+        return self._cache["terms"]
 
     def message_passing_data(self):
         """The ``HeteroData`` the encoder propagates over (the artifact's, or its target-only view)."""
@@ -298,4 +312,4 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
     return Run(path, config, artifact, model, graph, view,
                float(saved.get("path_weight", 0.0)),
                saved.get("path_graph") or ("merged" if config.mode == "transfer" else "target"),
-               dict(saved.get("path_filter") or {}))
+               dict(saved.get("path_filter") or {}), dict(saved.get("new_item_terms") or {}))

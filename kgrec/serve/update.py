@@ -26,6 +26,8 @@ from kgrec.eval import mean_metrics, ranking_task
 from kgrec.graph.artifact import INTERACTS, SOURCE, TARGET, GraphArtifact, reverse_relation
 from kgrec.graph.views import target_only
 from kgrec.models import RelationalGraph
+from kgrec.models.content import new_item_terms
+from kgrec.models.encoder import items_with_interactions
 from kgrec.serve.run import Run, build_model, path_scorer
 from kgrec.train.trainer import TrainResult, is_run_dir, train, validate, write_run_record
 
@@ -182,7 +184,9 @@ def update(run: Run, interactions: str | Path, out: str | Path, epochs: int = 3,
     ks = run.config.eval.ks
     valid, test = ranking_task(artifact, "valid"), ranking_task(artifact, "test", exclude=("train", "valid"))
     paths = path_scorer(run.config, artifact, run.path_graph, run.device, run.path_filter) if run.path_weight else None
-    before = {split: mean_metrics(validate(before_model, graph, task, ks, paths=paths, path_weight=run.path_weight))
+    terms = new_item_terms(run.new_items, artifact, ~items_with_interactions(graph))
+    before = {split: mean_metrics(validate(before_model, graph, task, ks, paths=paths, path_weight=run.path_weight,
+                                           terms=terms))
               for split, task in (("valid", valid), ("test", test)) if len(task.users)}
     cfg = dataclasses.replace(run.config, device=str(run.device))  # where the run was loaded (--device)
     graph_dir = out / "graph"

@@ -44,7 +44,6 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
@@ -55,7 +54,7 @@ from kgrec.eval.ranking import rank_each
 from kgrec.graph.artifact import SOURCE, TARGET, GraphArtifact
 from kgrec.graph.views import target_only
 from kgrec.models.baselines import MF, LightGCN, Mapping, most_popular
-from kgrec.models.content import ContentKNN, entity_features, text_features
+from kgrec.models.content import ContentKNN, item_content
 from kgrec.models.graph import RelationalGraph
 from kgrec.models.itemknn import EASE, EASE_LAMBDAS, RP3BETA_ALPHAS, RP3BETA_BETAS, RP3beta
 from kgrec.models.paths import PathScorer
@@ -331,21 +330,10 @@ def _content_features(name: str, artifact: GraphArtifact, hops: int):
     Raises:
         KgrecError: the graph has no item-entity edges (``kg_knn``) or no item text (``text_knn``).
     """
-    n_items = int(artifact.data["item"].num_nodes)
-    if name == "text_knn":
-        texts = artifact.nodes["item"]["text"].tolist() if "text" in artifact.nodes["item"] else []
-        if not any(isinstance(t, str) and t.strip() for t in texts):
-            raise KgrecError("text_knn needs item text: give the spec's items a title/text column")
-        return text_features(texts)
-    data = artifact.data
-    links = [data[et].edge_index for et in data.edge_types if et[0] == "item" and et[2] == "entity"]
-    if not links:
-        raise KgrecError("kg_knn needs items linked to KG or attribute entities ([[links]] or [[attributes]])")
-    ie = torch.cat(links, 1).numpy()
-    kg = [data[et].edge_index for et in data.edge_types
-          if et[0] == "entity" and et[2] == "entity" and not et[1].startswith("rev_")]
-    kg = torch.cat(kg, 1).numpy() if kg else np.empty((2, 0), dtype=np.int64)
-    return entity_features((ie[0], ie[1]), (kg[0], kg[1]), n_items, int(data["entity"].num_nodes), hops)
+    try:
+        return item_content(artifact, "text" if name == "text_knn" else "entities", hops)
+    except KgrecError as e:
+        raise KgrecError(f"{name}: {e}") from None
 
 
 def _fit_content(name: str, artifact: GraphArtifact, task: RankingTask, k: int, device: torch.device,

@@ -53,13 +53,15 @@ from kgrec.errors import KgrecError
 from kgrec.integrity import record_files
 from kgrec.io import load_torch
 from kgrec.eval import METRICS, RankingTask, mean_metrics, metrics_of_top, ranking_task, sample_users
-from kgrec.eval.items import item_group_tasks
+from kgrec.eval.items import item_group_tasks, kind_tasks
 from kgrec.graph.artifact import INTERACTS, SOURCE, TARGET, GraphArtifact, load_graph, reverse_relation
 from kgrec.graph.views import target_only
 from kgrec.models import RelationalGraph, TransferModel
 from kgrec.models.encoder import ModelConfig
 from kgrec.progress import progress_bar
 from kgrec.models.features import load_vectors, text_features
+from kgrec.models.content import NewItemTerms, content_knn, content_settings, item_content
+from kgrec.models.encoder import items_with_interactions
 from kgrec.models.heads import MLPHead
 from kgrec.models.itemknn import EASE_LAMBDAS, EASE_MAX_SIDE, EASE_SHORTLIST, EASE_SOURCE_WEIGHTS, EASEFilter
 from kgrec.models.paths import (FILTER_ALPHAS, FILTER_BETAS, PATH_WEIGHTS, ItemWalks, PathScorer, blend, blends,
@@ -84,6 +86,7 @@ class TrainResult:
     paths: PathScorer | None = None  # the walk scores blended in, at ``path_weight``
     path_weight: float = 0.0
     path_graph: str = ""  # what the walks cross: "merged" or "target" ("" without walks)
+    terms: NewItemTerms | None = None  # what the blend adds for new items (content kNN, cold-item shift)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -319,17 +322,21 @@ def _train_epoch(stage: str, epoch: int, model: TransferModel, graph: Relational
 
 
 def score_function(model: TransferModel, h: Tensor, graph: RelationalGraph, task: RankingTask,
-                   paths: PathScorer | None = None, path_weight: float = 0.0) -> Callable[[Tensor], Tensor]:
+                   paths: PathScorer | None = None, path_weight: float = 0.0,
+                   terms: NewItemTerms | None = None) -> Callable[[Tensor], Tensor]:
     """``users [B]`` -> ``[B, M]`` scores against ``task.items``: the target head's on embeddings ``h``,
-    blended with ``paths``' walk scores at ``path_weight`` (see :mod:`kgrec.models.paths`)."""
+    blended with ``paths``' walk scores at ``path_weight`` (see :mod:`kgrec.models.paths`), then the
+    new-item ``terms`` (:class:`~kgrec.models.content.NewItemTerms`) when given."""
     items = h[task.items.to(h.device) + graph.offsets["item"]]
     head = model.heads["target"]
 
     def score(users: Tensor) -> Tensor:
         e = head.score_all(h[users.to(h.device) + graph.offsets["user"]], items)
-        if paths is None or path_weight == 0:
+        if paths is not None and path_weight != 0:
+            e = blend(e, paths.scores(users, task.items), path_weight)
+        if terms is None or not terms.active:
             return e
-        return blend(e, paths.scores(users, task.items), path_weight)
+        return terms.apply(e, task.items, terms.content_scores(users, task.items))
     return score
 
 
@@ -348,14 +355,15 @@ def _memory(model: TransferModel, h: Tensor, memory_mb: int) -> int:
 @torch.no_grad()
 def validate(model: TransferModel, graph: RelationalGraph, task: RankingTask, ks: tuple[int, ...],
              memory_mb: int = 256, paths: PathScorer | None = None, path_weight: float = 0.0,
-             world: World = SINGLE) -> dict[str, Tensor]:
-    """Per-user full-ranking metrics of ``model`` on ``task`` (eval mode, no gradients); under
-    torchrun each rank ranks its share of the users and every rank gets all the metrics."""
+             world: World = SINGLE, terms: NewItemTerms | None = None) -> dict[str, Tensor]:
+    """Per-user full-ranking metrics of ``model`` on ``task`` (eval mode, no gradients), scored as
+    :func:`score_function`; under torchrun each rank ranks its share of the users and every rank
+    gets all the metrics."""
     h = _embeddings(model, graph)
     walks = paths.batch_bytes(task.items) if paths is not None and path_weight else 0
-    score = score_function(model, h, graph, task, paths, path_weight)
+    score = score_function(model, h, graph, task, paths, path_weight, terms)
     top = world.rank_each(lambda users: [score(users)], task, max(ks), _memory(model, h, memory_mb), h.device,
-                          user_bytes=walks)[0]
+                          matrices=3 if terms is not None and terms.active else 2, user_bytes=walks)[0]
     return metrics_of_top(top, task, ks)
 
 
@@ -395,6 +403,72 @@ def choose_path_weight(model: TransferModel, graph: RelationalGraph, paths: Path
     scores = {w: mean_metrics(metrics_of_top(top, task, ks)) for w, top in zip(PATH_WEIGHTS, tops)}
     best = max(PATH_WEIGHTS, key=lambda w: (scores[w][f"ndcg@{k}"], -w))
     return best, scores
+
+
+#: the weights of the content kNN term and the shifts of items without interactions a run chooses among
+#: (:class:`~kgrec.models.content.NewItemTerms`; in standard deviations of the blended scores)
+CONTENT_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+COLD_SHIFTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+
+
+@torch.no_grad()
+def choose_new_item_terms(model: TransferModel, graph: RelationalGraph, artifact: GraphArtifact, task: RankingTask,
+                          ks: tuple[int, ...], k: int, memory_mb: int = 256, paths: PathScorer | None = None,
+                          path_weight: float = 0.0, world: World = SINGLE, log: Callable[[str], None] = print
+                          ) -> tuple[NewItemTerms, dict[str, dict[str, float]], dict[str, float]]:
+    """The :class:`~kgrec.models.content.NewItemTerms` of a run whose ``task`` has candidate items with no
+    interaction edge in ``graph`` (new items; otherwise no terms), each term chosen on ``task`` by the
+    ranking it changes: the content kNN (each setting the artifact allows,
+    :func:`~kgrec.models.content.content_settings`, at each weight of :data:`CONTENT_WEIGHTS`) by the
+    NDCG@``k`` of the held-out pairs on new items ranked among the new items (a tie keeps no content,
+    then the earlier setting); then the shift of :data:`COLD_SHIFTS` by the NDCG@``k`` of every held-out
+    pair ranked among all items (a tie keeps the smaller). Returns the terms, the NDCG@``k`` of each
+    content setting's best weight and of each shift (``{"content": {...}, "shift": {...}}``), and the
+    chosen terms' mean metrics on ``task`` at ``ks`` (empty without new items)."""
+    cold = ~items_with_interactions(graph)
+    new = cold[task.items.to(cold.device)].cpu()
+    if not bool(new.any()):
+        return NewItemTerms(), {}, {}
+    cold = cold.to(graph.device)
+    h = _embeddings(model, graph)
+    base = score_function(model, h, graph, task, paths, path_weight)
+    mem, key = _memory(model, h, memory_mb), f"ndcg@{k}"
+    walks = paths.batch_bytes(task.items) if paths is not None and path_weight else 0
+    position = torch.full((int(task.items.max()) + 1,), -1, dtype=torch.long)
+    position[task.items.cpu()] = torch.arange(len(task.items))
+
+    def best_of(on: RankingTask, make: Callable[[float], NewItemTerms], grid: tuple[float, ...],
+                content) -> tuple[float, dict]:
+        cols = position[on.items.cpu()].to(h.device)  # ``on`` ranks a subset of ``task``'s candidates
+
+        def every(users: Tensor) -> list[Tensor]:
+            b = base(users)
+            c = content.scores(users, task.items) if content is not None else None
+            return [make(v).apply(b, task.items, c)[:, cols] for v in grid]
+        tops = world.rank_each(every, on, max(ks), mem, h.device, matrices=len(grid) + 4, user_bytes=walks)
+        found = {v: mean_metrics(metrics_of_top(top, on, ks)) for v, top in zip(grid, tops)}
+        return max(grid, key=lambda v: (found[v][key], -v)), found
+
+    among = kind_tasks(task, new).get("cold_among_cold")
+    chosen, by_content, features = (-1.0, None, {}, 0.0), {}, {}  # (value, knn, setting, weight)
+    for setting in content_settings(artifact) if among is not None else ():
+        at = (setting["kind"], setting["hops"])
+        if at not in features:
+            features[at] = item_content(artifact, *at)
+        knn = content_knn(artifact, setting, features[at])
+        weight, found = best_of(among, lambda v: NewItemTerms(knn, setting, v, cold), CONTENT_WEIGHTS, knn)
+        by_content[f"{setting['kind']} hops={setting['hops']} history={setting['history']}"] = found[weight][key]
+        if found[weight][key] > chosen[0]:
+            chosen = (found[weight][key], knn, setting, weight) if weight else (found[weight][key], None, {}, 0.0)
+    _, knn, setting, weight = chosen
+    shift, by_shift = best_of(task, lambda v: NewItemTerms(knn, setting, weight, cold, v), COLD_SHIFTS, knn)
+    terms = NewItemTerms(knn, setting if weight else {}, weight, cold, shift)
+    log(f"new items ({int(new.sum()):,} candidates without interactions): "
+        + (f"content {setting['kind']} hops={setting['hops']} history={setting['history']} at weight {weight:g}"
+           if weight else "no content term") + f", shift {shift:g}, chosen on validation (content, "
+        + f"new items among new items: {', '.join(f'{n} {v:.4f}' for n, v in by_content.items()) or 'no held-out pairs'}"
+        + "; shift, all pairs: " + ", ".join(f"{v:g}: {m[key]:.4f}" for v, m in by_shift.items()) + f" {key})")
+    return terms, {"content": by_content, "shift": {f"{v:g}": m[key] for v, m in by_shift.items()}}, by_shift[shift]
 
 
 def _filter_name(paths: PathScorer | EASEFilter) -> str:
@@ -773,10 +847,16 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
                         for view, by in path_valid.items()) + f" {key})")
     else:
         valid_m = mean_metrics(validate(model, final_graph, valid, ks, config.eval.memory_mb, world=world))
-    test_m = (mean_metrics(validate(model, final_graph, test, ks, config.eval.memory_mb, paths, path_weight, world))
-              if len(test.users) else {})
+    terms, terms_valid = NewItemTerms(), {}
+    if config.model.new_item_terms:
+        terms, terms_valid, chosen = choose_new_item_terms(model, final_graph, artifact, valid, ks, config.eval.k,
+                                                           config.eval.memory_mb, paths, path_weight, world, log)
+        valid_m = chosen or valid_m
+    test_m = (mean_metrics(validate(model, final_graph, test, ks, config.eval.memory_mb, paths, path_weight, world,
+                                    terms)) if len(test.users) else {})
     test_items = {kind: {"users": len(sub.users), "candidates": len(sub.items),
-                         **mean_metrics(validate(model, final_graph, sub, ks, config.eval.memory_mb, paths, path_weight, world))}
+                         **mean_metrics(validate(model, final_graph, sub, ks, config.eval.memory_mb, paths, path_weight,
+                                                 world, terms))}
                   for kind, sub in item_group_tasks(artifact, test).items()}  # item cold start: kgrec.eval.items
     if world.is_main:  # rank 0 alone writes the run directory
         _save_checkpoint(out / "model.pt", {
@@ -784,14 +864,16 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
             "num_relations": merged.num_relations, "relations": merged.relations,
             "feature_dims": {t: int(getattr(model.encoder, f"features_{t}").shape[1]) for t in model.encoder.projections},
             "discriminator": model.discriminator is not None, "graph_view": "merged" if final_graph is merged else "target_only",
-            "path_graph": path_graph, "path_weight": path_weight, "path_filter": _filter_dict(paths)})
+            "path_graph": path_graph, "path_weight": path_weight, "path_filter": _filter_dict(paths),
+            "new_item_terms": terms.state()})
         if paths is not None and path_weight:  # what recommend and evaluate would otherwise recompute
             _save_checkpoint(out / "paths.pt", item_walks_state(paths, valid.items, path_graph))
         results = {"valid": valid_m, "test": test_m, "valid_users": len(valid.users), "test_users": len(test.users),
                    "metrics": list(METRICS), "ks": list(ks), "path_graph": path_graph,
                    "path_weight": path_weight, "path_filter": _filter_dict(paths), "path_filter_valid": filters,
                    "path_weight_valid": {view: {str(w): v for w, v in by.items()} for view, by in path_valid.items()},
-                   "path_filter_blended": dict(blended),
+                   "path_filter_blended": dict(blended), "new_item_terms": terms.state(),
+                   "new_item_terms_valid": terms_valid,
                    **({"test_items": test_items} if test_items else {})}
         with atomic_file(out / "results.json") as f:
             json.dump(results, f, indent=2)
@@ -804,4 +886,4 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
         + (f", test ndcg@{config.eval.k} {test_m[f'ndcg@{config.eval.k}']:.4f}" if test_m else "")
         + "".join(f", {kind} items {m[key]:.4f}" for kind, m in test_items.items()) + f"  -> {out}")
     return TrainResult(out, valid_m, test_m, pd.DataFrame(history), model, final_graph, paths, path_weight,
-                       path_graph)
+                       path_graph, terms)
