@@ -148,14 +148,24 @@ def test_with_zero_cold_ids_no_id_vector_decides_a_cold_items_score(cold_graph, 
         after = model(graph)
     assert torch.equal(before, after)
     assert before[cold + graph.offsets["item"]].abs().sum() > 0  # the KG neighbours give them a vector
-    # and the default keeps the ID vector in play
+    # "keep" keeps the ID vector in play
     keep = make_config(None, {"graph": "unused", "mode": "target_only", "model.dim": 8, "target_only.epochs": 1,
-                              "target_only.batch_size": 4})
+                              "target_only.batch_size": 4, "model.cold_item_id": "keep"})
     res = trainer.train(keep, tmp_path / "keep", progress=False, log=lambda m: None, artifact=cold_graph)
     with torch.no_grad():
         before = res.model.eval()(res.graph)
         res.model.encoder.embeddings["item"].weight[cold] += 5.0
         assert not torch.equal(before, res.model(res.graph))
+
+
+def test_the_default_zeroes_cold_ids_on_a_graph_with_new_items_only(cold_graph, example_graph, tmp_path):
+    cfg = make_config(None, {"graph": "unused", "mode": "target_only", "model.dim": 8, "target_only.epochs": 1,
+                             "target_only.batch_size": 4})
+    assert cfg.model.cold_item_id == "auto"
+    for artifact, want in ((cold_graph, "zero"), (example_graph, "keep")):
+        res = trainer.train(cfg, tmp_path / want, progress=False, log=lambda m: None, artifact=artifact)
+        assert res.model.config.cold_item_id == want
+        assert 'cold_item_id = "auto"' in (res.run_dir / "config.toml").read_text()  # the user's setting, resumable
 
 
 def test_results_report_warm_and_cold_items_ranked_among_all_and_among_cold(cold_graph, tmp_path):

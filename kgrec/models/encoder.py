@@ -3,7 +3,7 @@ type, L relational layers with parameters shared by both domains, layer
 outputs combined."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import torch
@@ -17,7 +17,7 @@ COMBINES = ("mean", "concat", "last")
 ACTIVATIONS = {"none": nn.Identity, "tanh": nn.Tanh, "relu": nn.ReLU}
 HEADS = ("dot", "distmult", "bilinear", "mlp")
 PATH_GRAPHS = ("auto", "merged", "target")
-COLD_ITEM_IDS = ("keep", "zero")
+COLD_ITEM_IDS = ("auto", "keep", "zero")
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,13 @@ class ModelConfig:
     New items (:mod:`kgrec.eval.items`): ``cold_item_id = "zero"`` gives every item with no
     interaction edge in the graph propagated over a zero ID embedding, so that its score comes from
     its features and its KG neighbours through the layers, never from an ID vector no interaction
-    trained; ``item_id_dropout`` zeroes each item's ID embedding with that probability at every
+    trained; ``"keep"`` keeps every ID vector; ``"auto"`` (the default) is ``"zero"`` on a graph that
+    holds new items (``[cold_start] items``) and ``"keep"`` elsewhere (:func:`resolve_cold_item_id`);
+    ``item_id_dropout`` zeroes each item's ID embedding with that probability at every
     training step (DropoutNet, Volkovs et al. 2017), so that the layers learn to do without it.
-    ``new_item_terms``: where some target items have no interaction edge, the run chooses on
-    validation a content kNN term and a shift for those items, added to the blended scores
+    ``new_item_terms``: where the graph holds new items (``[cold_start] items``), the run chooses on
+    validation a content kNN term and a shift for the items without an interaction edge, added to
+    their blended scores
     (:class:`~kgrec.models.content.NewItemTerms`)."""
 
     dim: int = field(default=64, metadata={"lo": 1})
@@ -60,7 +63,7 @@ class ModelConfig:
     path_graph: str = field(default="auto", metadata={"choices": PATH_GRAPHS})
     path_ease: bool = True
     ease_neighbours: int = field(default=128, metadata={"lo": 1, "hi": 100_000})
-    cold_item_id: str = field(default="keep", metadata={"choices": COLD_ITEM_IDS})
+    cold_item_id: str = field(default="auto", metadata={"choices": COLD_ITEM_IDS})
     item_id_dropout: float = field(default=0.0, metadata={"lo": 0.0, "hi": 0.9})
     new_item_terms: bool = True
 
@@ -190,6 +193,13 @@ class Encoder(nn.Module):
         elif self.config.combine == "concat":
             h = torch.cat(outs, 1)
         return EncoderOutput(h, z, h0, tuple(outs[1:]))
+
+
+def resolve_cold_item_id(config: ModelConfig, has_new_items: bool) -> ModelConfig:
+    """``config`` with ``cold_item_id = "auto"`` made ``"zero"`` when the graph holds new items, else ``"keep"``."""
+    if config.cold_item_id != "auto":
+        return config
+    return replace(config, cold_item_id="zero" if has_new_items else "keep")
 
 
 def items_with_interactions(graph: RelationalGraph) -> Tensor:

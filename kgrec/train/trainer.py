@@ -61,7 +61,7 @@ from kgrec.models.encoder import ModelConfig
 from kgrec.progress import progress_bar
 from kgrec.models.features import load_vectors, text_features
 from kgrec.models.content import NewItemTerms, content_knn, content_settings, item_content
-from kgrec.models.encoder import items_with_interactions
+from kgrec.models.encoder import items_with_interactions, resolve_cold_item_id
 from kgrec.models.heads import MLPHead
 from kgrec.models.itemknn import EASE_LAMBDAS, EASE_MAX_SIDE, EASE_SHORTLIST, EASE_SOURCE_WEIGHTS, EASEFilter
 from kgrec.models.paths import (FILTER_ALPHAS, FILTER_BETAS, PATH_WEIGHTS, ItemWalks, PathScorer, blend, blends,
@@ -406,9 +406,10 @@ def choose_path_weight(model: TransferModel, graph: RelationalGraph, paths: Path
 
 
 #: the weights of the content kNN term and the shifts of items without interactions a run chooses among
-#: (:class:`~kgrec.models.content.NewItemTerms`; in standard deviations of the blended scores)
-CONTENT_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
-COLD_SHIFTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+#: (:class:`~kgrec.models.content.NewItemTerms`; in standard deviations of the blended scores): a shift
+#: may push new items down too, where the content term lifted them above what validation supports
+CONTENT_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+COLD_SHIFTS = (0.0, 0.5, -0.5, 1.0, -1.0, 1.5, -1.5, 2.0, -2.0, 3.0, -3.0, 4.0, -4.0, 6.0, -6.0)
 
 
 @torch.no_grad()
@@ -416,18 +417,18 @@ def choose_new_item_terms(model: TransferModel, graph: RelationalGraph, artifact
                           ks: tuple[int, ...], k: int, memory_mb: int = 256, paths: PathScorer | None = None,
                           path_weight: float = 0.0, world: World = SINGLE, log: Callable[[str], None] = print
                           ) -> tuple[NewItemTerms, dict[str, dict[str, float]], dict[str, float]]:
-    """The :class:`~kgrec.models.content.NewItemTerms` of a run whose ``task`` has candidate items with no
-    interaction edge in ``graph`` (new items; otherwise no terms), each term chosen on ``task`` by the
-    ranking it changes: the content kNN (each setting the artifact allows,
+    """The :class:`~kgrec.models.content.NewItemTerms` of a run on an artifact that holds new items (the
+    item cold-start protocol, ``[cold_start] items``; otherwise no terms), for the candidates of ``task``
+    without an interaction edge in ``graph``, each term chosen on ``task`` by the ranking it changes: the content kNN (each setting the artifact allows,
     :func:`~kgrec.models.content.content_settings`, at each weight of :data:`CONTENT_WEIGHTS`) by the
     NDCG@``k`` of the held-out pairs on new items ranked among the new items (a tie keeps no content,
     then the earlier setting); then the shift of :data:`COLD_SHIFTS` by the NDCG@``k`` of every held-out
-    pair ranked among all items (a tie keeps the smaller). Returns the terms, the NDCG@``k`` of each
+    pair ranked among all items (a tie keeps the smaller in size). Returns the terms, the NDCG@``k`` of each
     content setting's best weight and of each shift (``{"content": {...}, "shift": {...}}``), and the
     chosen terms' mean metrics on ``task`` at ``ks`` (empty without new items)."""
     cold = ~items_with_interactions(graph)
     new = cold[task.items.to(cold.device)].cpu()
-    if not bool(new.any()):
+    if not len(artifact.cold_items()) or not bool(new.any()):
         return NewItemTerms(), {}, {}
     cold = cold.to(graph.device)
     h = _embeddings(model, graph)
@@ -447,7 +448,7 @@ def choose_new_item_terms(model: TransferModel, graph: RelationalGraph, artifact
             return [make(v).apply(b, task.items, c)[:, cols] for v in grid]
         tops = world.rank_each(every, on, max(ks), mem, h.device, matrices=len(grid) + 4, user_bytes=walks)
         found = {v: mean_metrics(metrics_of_top(top, on, ks)) for v, top in zip(grid, tops)}
-        return max(grid, key=lambda v: (found[v][key], -v)), found
+        return max(grid, key=lambda v: (found[v][key], -abs(v))), found  # a tie keeps the smaller
 
     among = kind_tasks(task, new).get("cold_among_cold")
     chosen, by_content, features = (-1.0, None, {}, 0.0), {}, {}  # (value, knn, setting, weight)
@@ -785,7 +786,8 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
                          f"needs: {no_validation_hint(artifact)}")
     if replace_out:  # only now that every input is known good
         remove_output(out)
-    model = TransferModel(merged.sizes, merged.num_relations, config.model, features,
+    model_config = resolve_cold_item_id(config.model, len(artifact.cold_items()) > 0)  # config.toml keeps "auto"
+    model = TransferModel(merged.sizes, merged.num_relations, model_config, features,
                           discriminator=config.loss.align == "adversarial").to(device)
     if init is not None:
         model.load_state_dict(init)
@@ -860,7 +862,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
                   for kind, sub in item_group_tasks(artifact, test).items()}  # item cold start: kgrec.eval.items
     if world.is_main:  # rank 0 alone writes the run directory
         _save_checkpoint(out / "model.pt", {
-            "state_dict": model.state_dict(), "model_config": asdict(config.model), "sizes": merged.sizes,
+            "state_dict": model.state_dict(), "model_config": asdict(model.config), "sizes": merged.sizes,
             "num_relations": merged.num_relations, "relations": merged.relations,
             "feature_dims": {t: int(getattr(model.encoder, f"features_{t}").shape[1]) for t in model.encoder.projections},
             "discriminator": model.discriminator is not None, "graph_view": "merged" if final_graph is merged else "target_only",
