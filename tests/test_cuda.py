@@ -58,3 +58,19 @@ def test_the_scale_benchmark_measures_the_propagation_bandwidth_on_the_gpu(tmp_p
                         "--work", str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "GB/s" in r.stdout and r.stdout.strip().splitlines()[-1].startswith("slopes: build=")
+
+
+def test_a_cuda_run_on_new_items_chooses_and_serves_its_new_item_terms_as_the_cpu_does(example_spec, tmp_path):
+    from dataclasses import replace
+    cold = kgrec.build_graph(replace(example_spec, cold_start=replace(example_spec.cold_start, items=0.25)))
+    cold.save(tmp_path / "graph")
+    cfg = kgrec.make_config(None, {"graph": str(tmp_path / "graph"), "device": "cuda", "mode": "target_only",
+                                   "model.dim": 8, "target_only.epochs": 3, "target_only.batch_size": 4})
+    res = kgrec.fit(cfg, tmp_path / "run", progress=False, log=lambda m: None)
+    assert res.terms is not None and res.terms.cold.is_cuda
+    gpu = evaluate_run(load_run(tmp_path / "run", "cuda"), "test", (10,))
+    cpu = evaluate_run(load_run(tmp_path / "run", "cpu"), "test", (10,))
+    assert gpu.keys() == cpu.keys() and "cold_items" in gpu
+    for group in gpu:
+        assert gpu[group] == pytest.approx(cpu[group], abs=1e-4)
+    assert gpu["all"]["ndcg@10"] == pytest.approx(res.test["ndcg@10"], abs=1e-4)
