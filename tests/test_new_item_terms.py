@@ -71,6 +71,10 @@ def test_a_run_chooses_the_terms_on_validation_and_serving_scores_as_training_di
     assert results["valid"]["ndcg@10"] == pytest.approx(best)
     assert set(seen["content"]) >= {"entities hops=1 history=target"}
     assert res.terms is not None and torch.equal(res.terms.cold, ~items_with_interactions(res.graph))
+    # new items ranked among new items by the scores the whole catalogue's ranking gives them: a pair can only
+    # rank higher among fewer candidates, never lower
+    items = results["test_items"]
+    assert items["cold"]["ndcg@10"] <= items["cold_among_cold"]["ndcg@10"] + 1e-9
     # a loaded run scores its test split with the same terms: the same metrics as training reported
     run = load_run(res.run_dir)
     assert run.new_items == chosen

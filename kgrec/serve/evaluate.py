@@ -23,6 +23,6 @@ def evaluate_run(run: Run, split: str = "test", ks: tuple[int, ...] = (10, 20)) 
         out["cold_start"] = {"users": int(cold.sum()), **mean_metrics({k: v[cold] for k, v in per_user.items()})}
     for kind, sub in item_group_tasks(run.artifact, task).items():
         m = validate(run.model, run.graph, sub, tuple(ks), run.config.eval.memory_mb, run.paths(), run.path_weight,
-                     terms=run.new_item_terms())
+                     terms=run.new_item_terms(), over=task.items)  # scored as the whole catalogue's ranking scores them
         out[f"{kind}_items"] = {"users": len(sub.users), "candidates": len(sub.items), **mean_metrics(m)}
     return out

@@ -18,7 +18,8 @@
 - ``kg_knn``, ``text_knn`` (:data:`CONTENT_BASELINES`, for new items): content item kNN
   (:mod:`kgrec.models.content`) over the items' KG and attribute entities, or the TF-IDF of their
   text; the history (target, or both domains) and for ``kg_knn`` the hops (1, 2) chosen on
-  validation. They score an item with no interaction at all;
+  validation (on the new items' pairs, where the graph holds new items). They score an item with
+  no interaction at all;
 - ``rp3beta``, ``rp3beta_merged``: RP3beta walks (:mod:`kgrec.models.itemknn`) over the
   target interactions, or over both domains' (user -> any item -> user -> target item),
   ``(alpha, beta)`` chosen among :data:`~kgrec.models.itemknn.RP3BETA_ALPHAS` x
@@ -50,6 +51,7 @@ from torch import Tensor, nn
 
 from kgrec.eval import RankingTask, evaluate, mean_metrics, metrics_of_top, ranking_task
 from kgrec.errors import KgrecError
+from kgrec.eval.items import item_group_tasks
 from kgrec.eval.ranking import rank_each
 from kgrec.graph.artifact import SOURCE, TARGET, GraphArtifact
 from kgrec.graph.views import target_only
@@ -338,10 +340,18 @@ def _content_features(name: str, artifact: GraphArtifact, hops: int):
 
 def _fit_content(name: str, artifact: GraphArtifact, task: RankingTask, k: int, device: torch.device,
                  log: Callable[[str], None], t0: float) -> BaselineFit:
-    """``kg_knn`` / ``text_knn``: the history (target, both domains) and, for ``kg_knn``, the hops chosen on ``task``."""
+    """``kg_knn`` / ``text_knn``: the history (target, both domains) and, for ``kg_knn``, the hops chosen on
+    ``task``: on its pairs on new items ranked among the new items where the graph holds new items (what a
+    content baseline is for, and what kgrec's own content term is chosen on), else on all its pairs."""
     n_users, n_items = int(artifact.data["user"].num_nodes), int(artifact.data["item"].num_nodes)
     items = artifact.items_of(TARGET)
     ties = _popularity_ties(artifact)
+    on, on_ties = task, ties
+    among = item_group_tasks(artifact, task).get("cold_among_cold")
+    if among is not None:
+        position = torch.full((n_items,), -1, dtype=torch.long)
+        position[items] = torch.arange(len(items))
+        on, on_ties = among, ties[position[among.items]]
     has_kg = any(et[0] == "entity" and et[2] == "entity" for et in artifact.data.edge_types)
     hops_grid = (1, 2) if name == "kg_knn" and has_kg else (1,)
     has_source = artifact.split("train", SOURCE).shape[1] > 0
@@ -353,10 +363,11 @@ def _fit_content(name: str, artifact: GraphArtifact, task: RankingTask, k: int, 
             domains = (TARGET,) if history == "target" else (SOURCE, TARGET)
             pairs = torch.cat([artifact.split("train", d) for d in domains], 1)
             model = models[(hops, history)] = ContentKNN(feats, pairs, n_users)
-            top = rank_each(lambda us, m=model: [_normalised(m.scores(us, items), ties)], task, k)[0]
+            top = rank_each(lambda us, m=model: [_normalised(m.scores(us, on.items), on_ties)], on, k)[0]
             rows.append({"model": name, "setting": f"hops={hops} history={history}", "hops": hops, "history": history,
-                         f"valid_ndcg@{k}": _valid_ndcg(top, task, k), "seconds": round(time.perf_counter() - t1, 2)})
-            log(f"{name} {rows[-1]['setting']}  valid ndcg@{k} {rows[-1][f'valid_ndcg@{k}']:.4f}")
+                         f"valid_ndcg@{k}": _valid_ndcg(top, on, k), "seconds": round(time.perf_counter() - t1, 2)})
+            on_what = " (new items among new items)" if among is not None else ""
+            log(f"{name} {rows[-1]['setting']}  valid ndcg@{k}{on_what} {rows[-1][f'valid_ndcg@{k}']:.4f}")
     chosen = rows[_chosen(rows, k)]
     log(f"{name}: chose {chosen['setting']} (valid ndcg@{k} {chosen[f'valid_ndcg@{k}']:.4f})")
     model = models[(chosen["hops"], chosen["history"])]

@@ -323,20 +323,32 @@ def _train_epoch(stage: str, epoch: int, model: TransferModel, graph: Relational
 
 def score_function(model: TransferModel, h: Tensor, graph: RelationalGraph, task: RankingTask,
                    paths: PathScorer | None = None, path_weight: float = 0.0,
-                   terms: NewItemTerms | None = None) -> Callable[[Tensor], Tensor]:
+                   terms: NewItemTerms | None = None, over: Tensor | None = None) -> Callable[[Tensor], Tensor]:
     """``users [B]`` -> ``[B, M]`` scores against ``task.items``: the target head's on embeddings ``h``,
     blended with ``paths``' walk scores at ``path_weight`` (see :mod:`kgrec.models.paths`), then the
-    new-item ``terms`` (:class:`~kgrec.models.content.NewItemTerms`) when given."""
-    items = h[task.items.to(h.device) + graph.offsets["item"]]
+    new-item ``terms`` (:class:`~kgrec.models.content.NewItemTerms`) when given. The blend standardises
+    each user's scores over ``over`` (item indices holding ``task.items``; by default ``task.items``):
+    a task ranking a subset of the catalogue (new items among new items) is then ranked by the
+    scores the whole catalogue's ranking gives them."""
+    scored = task.items if over is None else over
+    cols = None
+    if over is not None:
+        position = torch.full((int(max(over.max(), task.items.max())) + 1,), -1, dtype=torch.long)
+        position[over.cpu()] = torch.arange(len(over))
+        cols = position[task.items.cpu()]
+        if bool((cols < 0).any()):
+            raise ValueError("over must hold every item of the task")
+        cols = cols.to(h.device)
+    items = h[scored.to(h.device) + graph.offsets["item"]]
     head = model.heads["target"]
 
     def score(users: Tensor) -> Tensor:
         e = head.score_all(h[users.to(h.device) + graph.offsets["user"]], items)
         if paths is not None and path_weight != 0:
-            e = blend(e, paths.scores(users, task.items), path_weight)
-        if terms is None or not terms.active:
-            return e
-        return terms.apply(e, task.items, terms.content_scores(users, task.items))
+            e = blend(e, paths.scores(users, scored), path_weight)
+        if terms is not None and terms.active:
+            e = terms.apply(e, scored, terms.content_scores(users, scored))
+        return e if cols is None else e[:, cols]
     return score
 
 
@@ -355,15 +367,18 @@ def _memory(model: TransferModel, h: Tensor, memory_mb: int) -> int:
 @torch.no_grad()
 def validate(model: TransferModel, graph: RelationalGraph, task: RankingTask, ks: tuple[int, ...],
              memory_mb: int = 256, paths: PathScorer | None = None, path_weight: float = 0.0,
-             world: World = SINGLE, terms: NewItemTerms | None = None) -> dict[str, Tensor]:
+             world: World = SINGLE, terms: NewItemTerms | None = None, over: Tensor | None = None) -> dict[str, Tensor]:
     """Per-user full-ranking metrics of ``model`` on ``task`` (eval mode, no gradients), scored as
-    :func:`score_function`; under torchrun each rank ranks its share of the users and every rank
-    gets all the metrics."""
+    :func:`score_function` (over the items ``over``, by default the task's); under torchrun each rank
+    ranks its share of the users and every rank gets all the metrics."""
     h = _embeddings(model, graph)
-    walks = paths.batch_bytes(task.items) if paths is not None and path_weight else 0
-    score = score_function(model, h, graph, task, paths, path_weight, terms)
+    scored = task.items if over is None else over
+    walks = paths.batch_bytes(scored) if paths is not None and path_weight else 0
+    score = score_function(model, h, graph, task, paths, path_weight, terms, over)
+    wide = 1.0 if over is None else len(over) / max(len(task.items), 1)  # [B, len(over)] per [B, M] ranked
     top = world.rank_each(lambda users: [score(users)], task, max(ks), _memory(model, h, memory_mb), h.device,
-                          matrices=3 if terms is not None and terms.active else 2, user_bytes=walks)[0]
+                          matrices=math.ceil(wide * (4 if terms is not None and terms.active else 3)),
+                          user_bytes=walks)[0]
     return metrics_of_top(top, task, ks)
 
 
@@ -419,7 +434,8 @@ def choose_new_item_terms(model: TransferModel, graph: RelationalGraph, artifact
                           ) -> tuple[NewItemTerms, dict[str, dict[str, float]], dict[str, float]]:
     """The :class:`~kgrec.models.content.NewItemTerms` of a run on an artifact that holds new items (the
     item cold-start protocol, ``[cold_start] items``; otherwise no terms), for the candidates of ``task``
-    without an interaction edge in ``graph``, each term chosen on ``task`` by the ranking it changes: the content kNN (each setting the artifact allows,
+    without an interaction edge in ``graph``, each term chosen on ``task`` by the ranking it changes:
+    the content kNN (each setting the artifact allows,
     :func:`~kgrec.models.content.content_settings`, at each weight of :data:`CONTENT_WEIGHTS`) by the
     NDCG@``k`` of the held-out pairs on new items ranked among the new items (a tie keeps no content,
     then the earlier setting); then the shift of :data:`COLD_SHIFTS` by the NDCG@``k`` of every held-out
@@ -858,7 +874,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, overwri
                                     terms)) if len(test.users) else {})
     test_items = {kind: {"users": len(sub.users), "candidates": len(sub.items),
                          **mean_metrics(validate(model, final_graph, sub, ks, config.eval.memory_mb, paths, path_weight,
-                                                 world, terms))}
+                                                 world, terms, over=test.items))}
                   for kind, sub in item_group_tasks(artifact, test).items()}  # item cold start: kgrec.eval.items
     if world.is_main:  # rank 0 alone writes the run directory
         _save_checkpoint(out / "model.pt", {
