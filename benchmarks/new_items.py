@@ -3,7 +3,7 @@ benchmark reports (``kgrec benchmark`` on a ``*_new_items.toml`` spec and its ``
 
 Re-scores what the reports trained, with :mod:`kgrec.eval.items` as it is now: the kgrec runs
 (``runs/<model>-seed<s>``; ``kgrec`` is each seed's variant chosen on validation,
-``kgrec_choice.csv``) are loaded, the content baselines refitted (closed form, their settings
+``kgrec_choice.csv``) are loaded and score as they serve (their new-item terms included), the content baselines refitted (closed form, their settings
 chosen on validation again). Prints one Markdown table: test NDCG@10 on warm items, on cold items
 among all target items and among cold items only, and Recall@20 among cold items; then kgrec
 against the best content baseline (on validation) and against kgrec without the KG, on cold items
@@ -52,7 +52,8 @@ def score_report(report: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         model, seed = run_dir.name.rsplit("-seed", 1)
         run = load_run(run_dir)
         add(model, int(seed), {kind: validate(run.model, run.graph, task, (10, 20), run.config.eval.memory_mb,
-                                              run.paths(), run.path_weight) for kind, task in tasks.items()})
+                                              run.paths(), run.path_weight, terms=run.new_item_terms(), over=test.items)
+                               for kind, task in tasks.items()})
     for name in [m for m in CONTENT_BASELINES if m in set(results["model"])]:
         fit = fit_baseline(name, artifact, StageConfig(), LossConfig())
         add(name, 0, {kind: evaluate(lambda u, t=task: fit.score(u)[:, t.items], task, (10, 20))

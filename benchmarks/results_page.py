@@ -17,6 +17,8 @@ comments naming what goes between them; everything outside the pairs is prose, k
     <!-- /generated -->
 
 ``headline METRIC REPORT...`` is one row per report: kgrec's gains (``summarise_reports.headline``);
+``new_items METRIC REPORT...`` one row per report of the item cold-start protocol: kgrec on new and
+warm items against the content and target-only baselines (``summarise_reports.new_items``);
 ``report NAME ["TITLE"]`` is every model of one report with its gains
 (``summarise_reports.summarise``). Nothing is recomputed: the numbers are read from each report's
 ``results.csv``, ``per_user.parquet``, ``benchmark.json`` and ``report.md``.
@@ -30,7 +32,7 @@ import sys
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]  # this checkout's kgrec
-from summarise_reports import headline, summarise  # noqa: E402
+from summarise_reports import headline, new_items, summarise  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = (ROOT / "docs" / "results.md", ROOT / "README.md")
@@ -45,13 +47,14 @@ def table(what: str, reports: Path, old: str | None = None) -> str:
     if not words:
         raise ValueError("an empty 'generated:' directive")
     kind, args = words[0], words[1:]
-    missing = [name for name in (args[1:] if kind == "headline" else args[:1])
+    rows_of = {"headline": headline, "new_items": new_items}  # one row per report
+    missing = [name for name in (args[1:] if kind in rows_of else args[:1])
                if not (reports / name / "results.csv").is_file()]
     if missing and old is None:
         raise FileNotFoundError(f"{reports / missing[0]}: not a kgrec benchmark report (no results.csv)")
-    if kind == "headline" and len(args) >= 2:
+    if kind in rows_of and len(args) >= 2:
         present = [name for name in args[1:] if name not in missing]
-        fresh = headline([reports / name for name in present], args[0]).splitlines() if present else []
+        fresh = rows_of[kind]([reports / name for name in present], args[0]).splitlines() if present else []
         rows = {line.split("|")[1].strip(): line for line in (old or "").splitlines()[2:] if line.startswith("| ")}
         rows.update({line.split("|")[1].strip(): line for line in fresh[2:]})
         for name in missing:
@@ -68,7 +71,8 @@ def table(what: str, reports: Path, old: str | None = None) -> str:
         if len(args) == 2:  # the directory's name is the table's title unless one is given
             text = text.replace(f"**{args[0]}**", f"**{args[1]}**", 1)
         return text
-    raise ValueError(f"unknown directive {what!r}: expected 'headline METRIC REPORT...' or 'report NAME [\"TITLE\"]'")
+    raise ValueError(f"unknown directive {what!r}: expected 'headline METRIC REPORT...', 'new_items METRIC REPORT...' "
+                     f"or 'report NAME [\"TITLE\"]'")
 
 
 def regenerate(text: str, reports: Path, keep_missing: bool = False) -> str:
