@@ -11,6 +11,7 @@ import scipy.sparse as sp
 import torch
 
 from kgrec import build_graph
+from kgrec.eval import mean_metrics, ranking_task
 from kgrec.models.content import ContentKNN, NewItemTerms, new_item_terms
 from kgrec.models.encoder import items_with_interactions
 from kgrec.models.paths import standardise
@@ -69,6 +70,11 @@ def test_a_run_chooses_the_terms_on_validation_and_serving_scores_as_training_di
     assert chosen["cold_shift"] == min((s for s, v in shifts.items() if v == best), key=abs)
     assert min(shifts) < 0 < max(shifts)  # new items may be pushed down as well as up
     assert results["valid"]["ndcg@10"] == pytest.approx(best)
+    # the choice scored validation as the run scores it afterwards
+    valid = ranking_task(cold_graph, "valid")
+    again = mean_metrics(trainer.validate(res.model, res.graph, valid, (10,), paths=res.paths,
+                                          path_weight=res.path_weight, terms=res.terms))
+    assert again["ndcg@10"] == pytest.approx(best, abs=1e-6)
     assert set(seen["content"]) >= {"entities hops=1 history=target"}
     assert res.terms is not None and torch.equal(res.terms.cold, ~items_with_interactions(res.graph))
     # new items ranked among new items by the scores the whole catalogue's ranking gives them: a pair can only

@@ -100,13 +100,14 @@ def test_the_spec_in_the_readme_is_the_shipped_example_verbatim():
     assert specs == [(ROOT / "graphs" / "examples" / "movies_books.toml").read_text()]
 
 
-def test_the_readme_headline_table_is_the_results_pages():
-    region = re.compile(r"<!-- generated: (headline [^>]*?) -->\n(.*?)<!-- /generated -->", re.S)
-    readme = dict(region.findall(README))
-    page = dict(region.findall((ROOT / "docs" / "results.md").read_text()))
-    assert len(readme) == 1
-    for directive, table in readme.items():
-        assert "| kgrec ndcg@10 |" in table and table == page[directive]
+def test_the_readme_result_tables_are_the_results_pages():
+    region = re.compile(r"<!-- generated: ((headline|new_items) [^>]*?) -->\n(.*?)<!-- /generated -->", re.S)
+    readme = {directive: (kind, table) for directive, kind, table in region.findall(README)}
+    page = {directive: table for directive, _, table in region.findall((ROOT / "docs" / "results.md").read_text())}
+    assert sorted(kind for kind, _ in readme.values()) == ["headline", "new_items"]  # one of each
+    for directive, (kind, table) in readme.items():
+        assert ("| kgrec ndcg@10 |" if kind == "headline" else "| new items among new: kgrec ndcg@10 |") in table
+        assert table == page[directive]
 
 
 def test_the_own_data_walk_through_runs_as_shown(tmp_path, monkeypatch, capsys):

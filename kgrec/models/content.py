@@ -191,13 +191,20 @@ class NewItemTerms:
         ``content`` scores (:meth:`content_scores`); ``scores`` unchanged when no term is on."""
         if not self.active:
             return scores
-        out = standardise(scores)
-        if self.cold is None:
-            return out
-        new = self.cold.to(out.device)[items.to(out.device)].to(out.dtype)
-        if content is not None and self.content_weight:
-            out = out + self.content_weight * standardise(content.to(out.device)) * new
-        return out + self.cold_shift * new
+        z_content = standardise(content.to(scores.device)) if content is not None and self.content_weight else None
+        return self.combine(standardise(scores), z_content, self.new_of(items, scores.device))
+
+    def new_of(self, items: Tensor, device: torch.device | str) -> Tensor:
+        """``[M]`` float: 1 for the new items among ``items``, else 0."""
+        return self.cold.to(device)[items.to(device)].float()
+
+    def combine(self, z_scores: Tensor, z_content: Tensor | None, new: Tensor) -> Tensor:
+        """:meth:`apply` from its standardised parts (``z_content`` ``None``: no content term) and
+        :meth:`new_of`: what a choice among many weights computes once per batch."""
+        out = z_scores
+        if z_content is not None and self.content_weight:
+            out = out + self.content_weight * z_content * new.to(out.dtype)
+        return out + self.cold_shift * new.to(out.dtype)
 
     def state(self) -> dict:
         """What a run saves of the terms (``model.pt``, ``results.json``); :func:`new_item_terms` rebuilds them."""

@@ -65,7 +65,7 @@ from kgrec.models.encoder import items_with_interactions, resolve_cold_item_id
 from kgrec.models.heads import MLPHead
 from kgrec.models.itemknn import EASE_LAMBDAS, EASE_MAX_SIDE, EASE_SHORTLIST, EASE_SOURCE_WEIGHTS, EASEFilter
 from kgrec.models.paths import (FILTER_ALPHAS, FILTER_BETAS, PATH_WEIGHTS, ItemWalks, PathScorer, blend, blends,
-                                item_walks_state)
+                                item_walks_state, standardise)
 from kgrec.train.budget import check_memory
 from kgrec.train.config import DEVICE, StageConfig, TrainConfig, to_toml
 from kgrec.train.distributed import SINGLE, World
@@ -451,6 +451,7 @@ def choose_new_item_terms(model: TransferModel, graph: RelationalGraph, artifact
     base = score_function(model, h, graph, task, paths, path_weight)
     mem, key = _memory(model, h, memory_mb), f"ndcg@{k}"
     walks = paths.batch_bytes(task.items) if paths is not None and path_weight else 0
+    new_of = NewItemTerms(cold=cold).new_of(task.items, h.device)
     position = torch.full((int(task.items.max()) + 1,), -1, dtype=torch.long)
     position[task.items.cpu()] = torch.arange(len(task.items))
 
@@ -458,10 +459,10 @@ def choose_new_item_terms(model: TransferModel, graph: RelationalGraph, artifact
                 content) -> tuple[float, dict]:
         cols = position[on.items.cpu()].to(h.device)  # ``on`` ranks a subset of ``task``'s candidates
 
-        def every(users: Tensor) -> list[Tensor]:
-            b = base(users)
-            c = content.scores(users, task.items) if content is not None else None
-            return [make(v).apply(b, task.items, c)[:, cols] for v in grid]
+        def every(users: Tensor) -> list[Tensor]:  # each part standardised once, as apply would
+            b = standardise(base(users))
+            c = standardise(content.scores(users, task.items).to(b.device)) if content is not None else None
+            return [make(v).combine(b, c, new_of)[:, cols] for v in grid]
         tops = world.rank_each(every, on, max(ks), mem, h.device, matrices=len(grid) + 4, user_bytes=walks)
         found = {v: mean_metrics(metrics_of_top(top, on, ks)) for v, top in zip(grid, tops)}
         return max(grid, key=lambda v: (found[v][key], -abs(v))), found  # a tie keeps the smaller
