@@ -99,3 +99,11 @@ def test_a_run_with_the_terms_off_or_without_new_items_adds_none(cold_graph, exa
     assert not len(example_graph.cold_items())
     warm = json.loads((res.run_dir / "results.json").read_text())
     assert warm["new_item_terms_valid"] == {} and warm["new_item_terms"]["cold_shift"] == 0.0
+
+
+def test_a_new_users_content_scores_from_their_history_are_a_known_users_with_that_history():
+    f = sp.csr_matrix(np.array([[1, 0, 0], [0.6, 0.8, 0], [0, 0.6, 0.8], [0, 0, 1]], dtype=np.float32))
+    knn = ContentKNN(f, torch.tensor([[0, 0, 1], [0, 2, 3]]), num_users=2)
+    items = torch.arange(4)
+    assert torch.allclose(knn.history_scores(torch.tensor([2, 0, 2]), items), knn.scores(torch.tensor([0]), items))
+    assert torch.allclose(knn.history_scores(torch.tensor([3]), items), knn.scores(torch.tensor([1]), items))
