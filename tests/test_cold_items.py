@@ -278,3 +278,10 @@ def test_simulated_new_items_hide_edges_in_training_only(cold_graph, tmp_path, m
     full = int(items_with_interactions(RelationalGraph.from_hetero(target_only(cold_graph.data))).sum())
     assert {n for training, n in seen if training} == {full - round(0.5 * full)}
     assert {n for training, n in seen if not training} == {full}  # validation and test score on the whole graph
+
+
+def test_positions_says_where_each_item_sits_among_the_candidates_and_refuses_a_missing_one():
+    from kgrec.eval.items import positions
+    assert positions(torch.tensor([7, 2]), torch.tensor([2, 5, 7])).tolist() == [2, 0]
+    with pytest.raises(ValueError):
+        positions(torch.tensor([3]), torch.tensor([2, 5, 7]))

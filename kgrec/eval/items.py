@@ -62,6 +62,20 @@ def _restrict(task: RankingTask, keep_item: Tensor, items: Tensor, new_pos: Tens
     return RankingTask(task.users[users], items, relevant, exclude, task.split)
 
 
+def positions(items: Tensor, among: Tensor) -> Tensor:
+    """``[len(items)]`` the position of each of ``items`` in ``among`` (item indices, on the CPU).
+
+    Raises:
+        ValueError: an item is not in ``among``.
+    """
+    at = torch.full((int(max(items.max(), among.max())) + 1 if len(items) and len(among) else 1,), -1, dtype=torch.long)
+    at[among.cpu()] = torch.arange(len(among))
+    out = at[items.cpu()]
+    if bool((out < 0).any()):
+        raise ValueError("every item must be among the candidates")
+    return out
+
+
 def item_group_tasks(artifact: GraphArtifact, task: RankingTask, seed: int = 0) -> dict[str, RankingTask]:
     """``{"warm", "cold", "cold_among_cold"}`` -> the task of that kind (module docstring), candidates in
     an order shuffled with ``seed``; empty when the graph has no cold items. ``task`` ranks the target

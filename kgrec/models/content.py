@@ -106,10 +106,9 @@ def item_content(artifact: GraphArtifact, kind: str, hops: int = 1) -> sp.csr_ma
     """
     n_items = int(artifact.data["item"].num_nodes)
     if kind == "text":
-        texts = artifact.nodes["item"]["text"].tolist() if "text" in artifact.nodes["item"] else []
-        if not any(isinstance(t, str) and t.strip() for t in texts):
+        if not _has_text(artifact):
             raise KgrecError("text content needs item text: give the spec's items a title/text column")
-        return text_features(texts)
+        return text_features(artifact.nodes["item"]["text"].tolist())
     if kind != "entities":
         raise ValueError(f"content kind must be one of {CONTENT_KINDS}, got {kind!r}")
     data = artifact.data
@@ -123,18 +122,23 @@ def item_content(artifact: GraphArtifact, kind: str, hops: int = 1) -> sp.csr_ma
     return entity_features((ie[0], ie[1]), (kg[0], kg[1]), n_items, int(data["entity"].num_nodes), hops)
 
 
+def _has_text(artifact: GraphArtifact) -> bool:
+    """Whether any item of ``artifact`` has a non-blank text."""
+    items = artifact.nodes["item"]
+    return "text" in items and any(isinstance(t, str) and t.strip() for t in items["text"])
+
+
 def content_settings(artifact: GraphArtifact) -> list[dict]:
     """Every content kNN the artifact allows, as ``{"kind", "hops", "history"}`` settings: entities at
     1 hop (and 2 where the KG has entity-entity edges) when items link to entities, text when items
     have text; each with the target history, and both domains' where there is a source."""
     data = artifact.data
     kinds = []
-    if any(et[0] == "item" and et[2] == "entity" and data[et].edge_index.shape[1] for et in data.edge_types):
+    if any(et[0] == "item" and et[2] == "entity" for et in data.edge_types):
         kinds.append(("entities", 1))
         if any(et[0] == "entity" and et[2] == "entity" for et in data.edge_types):
             kinds.append(("entities", 2))
-    texts = artifact.nodes["item"]["text"] if "text" in artifact.nodes["item"] else []
-    if any(isinstance(t, str) and t.strip() for t in texts):
+    if _has_text(artifact):
         kinds.append(("text", 1))
     has_source = artifact.split("train", SOURCE).shape[1] > 0
     return [{"kind": k, "hops": h, "history": hist} for k, h in kinds

@@ -165,13 +165,12 @@ def recommend_from_history(run: Run, items: list[int], k: int = 10, exclude_seen
     vec = history_embedding(run, items).unsqueeze(0)
     paths = run.paths()
     history, targets, terms = torch.tensor(items, dtype=torch.long), run.artifact.items_of(TARGET), run.new_item_terms()
+    in_target = history[run.artifact.data["item"].domain[history] == 1]
     walks = paths.history_scores(history, targets) if paths is not None else None
     content = None
     if terms is not None and terms.content is not None and terms.content_weight:  # the history the kNN was fitted on
-        mine = history if terms.setting.get("history") != "target" else history[run.artifact.data["item"].domain[history] == 1]
-        content = terms.content.history_scores(mine, targets)
-    domain = run.artifact.data["item"].domain
-    exclude = [torch.tensor([i for i in items if int(domain[i]) == 1], dtype=torch.long)] if exclude_seen \
-        else [torch.empty(0, dtype=torch.long)]
+        content = terms.content.history_scores(history if terms.setting.get("history") != "target" else in_target,
+                                               targets)
+    exclude = [in_target if exclude_seen else torch.empty(0, dtype=torch.long)]
     (top_items, scores), = _top(run, score_items(run, vec, walks, content), exclude, k)
     return _frame(run, user, top_items, scores)

@@ -51,12 +51,12 @@ from torch import Tensor, nn
 
 from kgrec.eval import RankingTask, evaluate, mean_metrics, metrics_of_top, ranking_task
 from kgrec.errors import KgrecError
-from kgrec.eval.items import item_group_tasks
+from kgrec.eval.items import item_group_tasks, positions
 from kgrec.eval.ranking import rank_each
 from kgrec.graph.artifact import SOURCE, TARGET, GraphArtifact
 from kgrec.graph.views import target_only
 from kgrec.models.baselines import MF, LightGCN, Mapping, most_popular
-from kgrec.models.content import ContentKNN, item_content
+from kgrec.models.content import content_knn, content_settings, item_content
 from kgrec.models.graph import RelationalGraph
 from kgrec.models.itemknn import EASE, EASE_LAMBDAS, RP3BETA_ALPHAS, RP3BETA_BETAS, RP3beta
 from kgrec.models.paths import PathScorer
@@ -343,31 +343,30 @@ def _fit_content(name: str, artifact: GraphArtifact, task: RankingTask, k: int, 
     """``kg_knn`` / ``text_knn``: the history (target, both domains) and, for ``kg_knn``, the hops chosen on
     ``task``: on its pairs on new items ranked among the new items where the graph holds new items (what a
     content baseline is for, and what kgrec's own content term is chosen on), else on all its pairs."""
-    n_users, n_items = int(artifact.data["user"].num_nodes), int(artifact.data["item"].num_nodes)
+    n_items = int(artifact.data["item"].num_nodes)
     items = artifact.items_of(TARGET)
     ties = _popularity_ties(artifact)
     on, on_ties = task, ties
     among = item_group_tasks(artifact, task).get("cold_among_cold")
     if among is not None:
-        position = torch.full((n_items,), -1, dtype=torch.long)
-        position[items] = torch.arange(len(items))
-        on, on_ties = among, ties[position[among.items]]
-    has_kg = any(et[0] == "entity" and et[2] == "entity" for et in artifact.data.edge_types)
-    hops_grid = (1, 2) if name == "kg_knn" and has_kg else (1,)
-    has_source = artifact.split("train", SOURCE).shape[1] > 0
-    rows, models = [], {}
-    for hops in hops_grid:
-        feats = _content_features(name, artifact, hops)
-        for history in (("target", "both") if has_source else ("target",)):
-            t1 = time.perf_counter()
-            domains = (TARGET,) if history == "target" else (SOURCE, TARGET)
-            pairs = torch.cat([artifact.split("train", d) for d in domains], 1)
-            model = models[(hops, history)] = ContentKNN(feats, pairs, n_users)
-            top = rank_each(lambda us, m=model: [_normalised(m.scores(us, on.items), on_ties)], on, k)[0]
-            rows.append({"model": name, "setting": f"hops={hops} history={history}", "hops": hops, "history": history,
-                         f"valid_ndcg@{k}": _valid_ndcg(top, on, k), "seconds": round(time.perf_counter() - t1, 2)})
-            on_what = " (new items among new items)" if among is not None else ""
-            log(f"{name} {rows[-1]['setting']}  valid ndcg@{k}{on_what} {rows[-1][f'valid_ndcg@{k}']:.4f}")
+        on, on_ties = among, ties[positions(among.items, items)]
+    kind = "text" if name == "text_knn" else "entities"
+    settings = [s for s in content_settings(artifact) if s["kind"] == kind]
+    if not settings:  # the graph lacks that content: item_content says what is missing
+        _content_features(name, artifact, 1)
+        raise KgrecError(f"{name}: the graph's items have no {kind} to compare")
+    rows, models, features = [], {}, {}
+    for setting in settings:
+        hops, history = setting["hops"], setting["history"]
+        if hops not in features:
+            features[hops] = _content_features(name, artifact, hops)
+        t1 = time.perf_counter()
+        model = models[(hops, history)] = content_knn(artifact, setting, features[hops])
+        top = rank_each(lambda us, m=model: [_normalised(m.scores(us, on.items), on_ties)], on, k)[0]
+        rows.append({"model": name, "setting": f"hops={hops} history={history}", "hops": hops, "history": history,
+                     f"valid_ndcg@{k}": _valid_ndcg(top, on, k), "seconds": round(time.perf_counter() - t1, 2)})
+        on_what = " (new items among new items)" if among is not None else ""
+        log(f"{name} {rows[-1]['setting']}  valid ndcg@{k}{on_what} {rows[-1][f'valid_ndcg@{k}']:.4f}")
     chosen = rows[_chosen(rows, k)]
     log(f"{name}: chose {chosen['setting']} (valid ndcg@{k} {chosen[f'valid_ndcg@{k}']:.4f})")
     model = models[(chosen["hops"], chosen["history"])]

@@ -53,15 +53,14 @@ from kgrec.errors import KgrecError
 from kgrec.integrity import record_files
 from kgrec.io import load_torch
 from kgrec.eval import METRICS, RankingTask, mean_metrics, metrics_of_top, ranking_task, sample_users
-from kgrec.eval.items import item_group_tasks, kind_tasks
+from kgrec.eval.items import item_group_tasks, kind_tasks, positions
 from kgrec.graph.artifact import INTERACTS, SOURCE, TARGET, GraphArtifact, load_graph, reverse_relation
 from kgrec.graph.views import target_only
 from kgrec.models import RelationalGraph, TransferModel
-from kgrec.models.encoder import ModelConfig
 from kgrec.progress import progress_bar
 from kgrec.models.features import load_vectors, text_features
 from kgrec.models.content import NewItemTerms, content_knn, content_settings, item_content
-from kgrec.models.encoder import items_with_interactions, resolve_cold_item_id
+from kgrec.models.encoder import ModelConfig, items_with_interactions, resolve_cold_item_id
 from kgrec.models.heads import MLPHead
 from kgrec.models.itemknn import EASE_LAMBDAS, EASE_MAX_SIDE, EASE_SHORTLIST, EASE_SOURCE_WEIGHTS, EASEFilter
 from kgrec.models.paths import (FILTER_ALPHAS, FILTER_BETAS, PATH_WEIGHTS, ItemWalks, PathScorer, blend, blends,
@@ -331,14 +330,7 @@ def score_function(model: TransferModel, h: Tensor, graph: RelationalGraph, task
     a task ranking a subset of the catalogue (new items among new items) is then ranked by the
     scores the whole catalogue's ranking gives them."""
     scored = task.items if over is None else over
-    cols = None
-    if over is not None:
-        position = torch.full((int(max(over.max(), task.items.max())) + 1,), -1, dtype=torch.long)
-        position[over.cpu()] = torch.arange(len(over))
-        cols = position[task.items.cpu()]
-        if bool((cols < 0).any()):
-            raise ValueError("over must hold every item of the task")
-        cols = cols.to(h.device)
+    cols = None if over is None else positions(task.items, over).to(h.device)
     items = h[scored.to(h.device) + graph.offsets["item"]]
     head = model.heads["target"]
 
@@ -451,13 +443,11 @@ def choose_new_item_terms(model: TransferModel, graph: RelationalGraph, artifact
     base = score_function(model, h, graph, task, paths, path_weight)
     mem, key = _memory(model, h, memory_mb), f"ndcg@{k}"
     walks = paths.batch_bytes(task.items) if paths is not None and path_weight else 0
-    new_of = NewItemTerms(cold=cold).new_of(task.items, h.device)
-    position = torch.full((int(task.items.max()) + 1,), -1, dtype=torch.long)
-    position[task.items.cpu()] = torch.arange(len(task.items))
+    new_of = new.float().to(h.device)  # NewItemTerms.new_of of the task's candidates
 
     def best_of(on: RankingTask, make: Callable[[float], NewItemTerms], grid: tuple[float, ...],
                 content) -> tuple[float, dict]:
-        cols = position[on.items.cpu()].to(h.device)  # ``on`` ranks a subset of ``task``'s candidates
+        cols = positions(on.items, task.items).to(h.device)  # ``on`` ranks a subset of ``task``'s candidates
 
         def every(users: Tensor) -> list[Tensor]:  # each part standardised once, as apply would
             b = standardise(base(users))
