@@ -1,13 +1,22 @@
 """One training epoch on 1 process x 1 thread against N processes x 1 thread under torchrun, same
-global batch: does replicating the full-graph propagation and splitting only the loss buy anything?
+global batch (and, for comparison, 1 process x N threads): what the replicated-graph, split-loss
+scheme of ``kgrec.train.distributed`` buys, and why.
 
-    nice -n 10 python benchmarks/ddp_speed.py ARTIFACT [--procs 2] [--set KEY=VALUE ...]
+    python benchmarks/ddp_speed.py ARTIFACT [--procs 2] [--steps 16] [--set KEY=VALUE ...]
 
-Prints the training seconds of the epoch (validation excluded) and the ratio, side by side; then,
-because wall time on a shared, oversubscribed machine rewards more processes with a bigger share
-of the CPUs, the CPU seconds (one thread, one process) of a training step and of its full-graph
-propagation alone (forward and backward), and the bound that propagation's share puts on any
-speed-up of the replicated scheme (Amdahl: 1 / (p + (1 - p) / N)).
+Run it on an otherwise idle machine: on a loaded one, N processes get N times the CPU share of one
+and the wall-clock ratio measures the scheduler (docs/distributed.md). Prints, side by side in one
+run:
+
+1. the training seconds of one pre-training epoch (``kgrec train``, validation excluded) for
+   1 x 1, N x 1 and 1 x N, and the ratios;
+2. where a step's time goes (one process, one thread, ``--steps`` steps after one warm-up pass):
+   the whole step; the part every rank repeats whatever its share (measured as a step whose share
+   of the batch is empty: the propagation forward and backward over the whole graph, the combine,
+   the global batch's negative sampling, the optimiser); the part the ranks split (the rest); and
+   one all-reduce of the step's gradients between N processes (gloo, measured on the same tensors);
+3. the step time that this arithmetic predicts for N ranks, ``replicated + split / N + all-reduce``,
+   and its ratio, the ceiling of the scheme on this machine.
 """
 from __future__ import annotations
 
@@ -16,6 +25,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -24,65 +34,136 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's kgrec, as the torchrun children get it
 
 
-def epoch_seconds(graph: str, procs: int, sets: list[str], out: Path) -> float:
+def epoch_seconds(graph: str, procs: int, threads: int, sets: list[str], out: Path) -> float:
+    """Training seconds of one pre-training epoch of ``kgrec train`` on ``procs`` x ``threads``."""
     launch = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(procs)]
               if procs > 1 else [sys.executable])
     cmd = launch + ["-m", "kgrec", "train", "--graph", graph, "--out", str(out), "--set", "pretrain.epochs=1",
                     "--set", "finetune.epochs=0", "--set", "model.path_hops=0"] + [a for s in sets for a in ("--set", s)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
     subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
     return float(pd.read_csv(out / "metrics.csv").query("epoch == 1")["train_s"].iloc[0])
 
 
-def step_cpu_seconds(graph: str, sets: list[str], steps: int = 3) -> tuple[float, float]:
-    """CPU seconds of one training step (pre-training, one thread) and of its propagation alone."""
-    import time
+def _setup(graph: str, sets: list[str], steps: int):
+    """The model, graph, optimiser and batches of a pre-training epoch cut to ``steps`` steps."""
+    import dataclasses
 
     import torch
 
+    from kgrec.cli import parse_overrides
     from kgrec.graph.artifact import TARGET, load_graph
     from kgrec.models import RelationalGraph, TransferModel
+    from kgrec.models.encoder import resolve_cold_item_id
     from kgrec.train import trainer
-    from kgrec.cli import parse_overrides
     from kgrec.train.config import make_config
 
     torch.set_num_threads(1)
     cfg = make_config(None, {"graph": graph, **parse_overrides(sets)})
     artifact = load_graph(graph)
+    cfg = dataclasses.replace(cfg, model=resolve_cold_item_id(cfg.model, len(artifact.cold_items()) > 0))
     g = RelationalGraph.from_hetero(artifact.data, torch.device("cpu"))
     torch.manual_seed(0)
     model = TransferModel(g.sizes, g.num_relations, cfg.model, trainer.item_features(artifact, cfg.model, 0))
     data = trainer._batches(artifact, g, ("source", TARGET), cfg)
     data.pairs[TARGET] = data.pairs[TARGET][:, :steps * cfg.pretrain.batch_size]
-    opt = torch.optim.Adam(trainer._trainable(model, "pretrain", cfg), lr=cfg.pretrain.lr)
-    t0 = time.process_time()
-    trainer._train_epoch("pretrain", 1, model, g, data, cfg, cfg.pretrain, opt, torch.Generator().manual_seed(0), False)
-    step = (time.process_time() - t0) / steps
-    t0 = time.process_time()
-    for _ in range(steps):
-        h = model.encoder(g).h
-        h.backward(torch.ones_like(h))
-    return step, (time.process_time() - t0) / steps
+    opt = trainer.adam(trainer._trainable(model, "pretrain", cfg), cfg.pretrain.lr)
+    return cfg, model, g, data, opt
+
+
+def step_seconds(graph: str, sets: list[str], steps: int) -> tuple[float, float, list[int]]:
+    """Wall seconds of one step (one process, one thread) and of one whose share of the batch is empty
+    (what every rank repeats), and the shapes of the gradients a step sums over the ranks."""
+    import torch
+
+    from kgrec.train import trainer
+    from kgrec.train.distributed import World
+
+    class NoShare(World):  # rank 0 of a world so large that its share of any batch is empty
+        def sum_gradients(self, params, values):
+            return values
+
+    cfg, model, g, data, opt = _setup(graph, sets, steps)
+    out = []
+    for world in (World(), NoShare(0, 1 << 40)):
+        run = lambda: trainer._train_epoch("pretrain", 1, model, g, data, cfg, cfg.pretrain, opt,  # noqa: E731
+                                           torch.Generator().manual_seed(0), False, world)
+        run()  # warm-up: CSR operators, allocator
+        t0 = time.perf_counter()
+        run()
+        out.append((time.perf_counter() - t0) / steps)
+    return out[0], out[1], [p.numel() for p in model.parameters() if p.requires_grad]
+
+
+def allreduce_seconds(procs: int, numels: list[int], repeats: int = 10) -> float:
+    """Wall seconds of one :meth:`World.sum_gradients` of tensors of ``numels`` elements between
+    ``procs`` gloo processes of one thread each."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "s"
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(procs),
+               __file__, "--_allreduce", ",".join(map(str, numels)), "--_out", str(out), "--_repeats", str(repeats)]
+        subprocess.run(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)},
+                       check=True, capture_output=True)
+        return float(out.read_text())
+
+
+def _allreduce_child(numels: list[int], out: str, repeats: int) -> None:
+    import torch
+    import torch.distributed as dist
+
+    from kgrec.train.distributed import init_from_env, shutdown
+
+    torch.set_num_threads(1)
+    world = init_from_env("cpu")
+    params = [torch.nn.Parameter(torch.zeros(n)) for n in numels]
+    times = []
+    for _ in range(repeats + 1):
+        for p in params:
+            p.grad = torch.randn(p.shape)
+        dist.barrier()
+        t0 = time.perf_counter()
+        world.sum_gradients(params, torch.zeros(7))
+        times.append(time.perf_counter() - t0)
+    if world.is_main:
+        Path(out).write_text(str(sorted(times[1:])[len(times[1:]) // 2]))  # the median, after a warm-up
+    shutdown(world)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("graph")
+    p.add_argument("graph", nargs="?")
     p.add_argument("--procs", type=int, default=2)
+    p.add_argument("--steps", type=int, default=16, help="steps timed for the breakdown")
     p.add_argument("--set", action="append", default=[])
+    p.add_argument("--_allreduce", help=argparse.SUPPRESS)
+    p.add_argument("--_out", help=argparse.SUPPRESS)
+    p.add_argument("--_repeats", type=int, default=10, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args._allreduce:
+        return _allreduce_child([int(n) for n in args._allreduce.split(",")], args._out, args._repeats)
+    if not args.graph:
+        p.error("the graph artifact is required")
+    n = args.procs
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
-        one = epoch_seconds(args.graph, 1, args.set, Path(tmp) / "one")
-        many = epoch_seconds(args.graph, args.procs, args.set, Path(tmp) / "many")
+        one = epoch_seconds(args.graph, 1, 1, args.set, Path(tmp) / "one")
+        many = epoch_seconds(args.graph, n, 1, args.set, Path(tmp) / "many")
+        threads = epoch_seconds(args.graph, 1, n, args.set, Path(tmp) / "threads")
+    step, replicated, numels = step_seconds(args.graph, args.set, args.steps)
+    comm = allreduce_seconds(n, numels)
+    split = max(step - replicated, 0.0)
+    predicted = replicated + split / n + comm
+    print(f"load average before the run: {load:.2f} (the figures mean little on a loaded machine)\n")
     print(f"{'processes x threads':<22}{'epoch train s':>14}{'speed-up':>10}")
-    print(f"{'1 x 1':<22}{one:>14.1f}{1.0:>10.2f}")
-    print(f"{f'{args.procs} x 1':<22}{many:>14.1f}{one / many:>10.2f}")
-    step, propagation = step_cpu_seconds(args.graph, args.set)
-    p = propagation / step
-    print(f"\n{'one step, 1 thread':<22}{'CPU s':>8}{'share':>8}")
-    print(f"{'whole step':<22}{step:>8.2f}{1.0:>8.2f}")
-    print(f"{'propagation (f+b)':<22}{propagation:>8.2f}{p:>8.2f}")
-    print(f"bound on the speed-up of {args.procs} ranks (replicated propagation): {1 / (p + (1 - p) / args.procs):.2f}")
+    for name, s in ((f"1 x 1", one), (f"{n} x 1", many), (f"1 x {n}", threads)):
+        print(f"{name:<22}{s:>14.1f}{one / s:>10.2f}")
+    print(f"\n{'one step, 1 thread':<44}{'ms':>8}{'share':>8}")
+    print(f"{'whole step':<44}{step * 1e3:>8.0f}{1.0:>8.2f}")
+    print(f"{'repeated by every rank (an empty share)':<44}{replicated * 1e3:>8.0f}{replicated / step:>8.2f}")
+    print(f"{'split over the ranks (the rest)':<44}{split * 1e3:>8.0f}{split / step:>8.2f}")
+    print(f"{f'all-reduce of the gradients, {n} ranks':<44}{comm * 1e3:>8.0f}{comm / step:>8.2f}")
+    print(f"\npredicted step on {n} ranks: replicated + split / {n} + all-reduce = {predicted * 1e3:.0f} ms, "
+          f"speed-up at most {step / predicted:.2f} (without the all-reduce {step / (replicated + split / n):.2f})")
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ def _phase_epoch(work: Path, edges: int, device: str) -> dict:
     model = TransferModel(g.sizes, g.num_relations, cfg.model, {}).to(dev)
     data = trainer._batches(artifact, g, (SOURCE, TARGET), cfg)
     stage = cfg.pretrain.for_interactions(data.pairs[TARGET].shape[1])
-    opt = torch.optim.Adam(trainer._trainable(model, "pretrain", cfg), lr=stage.lr)
+    opt = trainer.adam(trainer._trainable(model, "pretrain", cfg), stage.lr)
     gen = torch.Generator().manual_seed(0)
     with _Clock(device) as clock:
         trainer._train_epoch("pretrain", 1, model, g, data, cfg, stage, opt, gen, False)

@@ -9,10 +9,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
+from kgrec.graph.artifact import SOURCE, TARGET
+from kgrec.models import RelationalGraph, TransferModel
 from kgrec.train import trainer
 from kgrec.train.config import make_config
-from kgrec.train.distributed import SINGLE, World
+from kgrec.train.distributed import BUCKET_NUMEL, SINGLE, World
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"model.dim": 8, "pretrain.epochs": 3, "finetune.epochs": 3, "pretrain.batch_size": 4,
@@ -86,3 +91,46 @@ def test_a_dead_rank_stops_the_job_and_resume_reaches_the_same_metrics(artifact_
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     metrics = json.loads(resumed.stdout.strip().splitlines()[-1])
     assert close(metrics["valid"], full.valid) and close(metrics["test"], full.test)
+
+
+def _sum_on_rank(rank: int, store: str, out: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    big, small, mine, nobody = (torch.nn.Parameter(torch.zeros(n)) for n in (BUCKET_NUMEL + 3, 5, 4, 2))
+    big.grad = torch.arange(BUCKET_NUMEL + 3.0) * (rank + 1)  # all-reduced where it lies
+    small.grad = torch.full((5,), rank + 1.0)  # rides in the shared buffer
+    mine.grad = torch.ones(4) if rank == 0 else None  # one rank's gradient: the other counts as zero
+    at = big.grad.data_ptr()
+    values = World(rank, 2, backend="gloo").sum_gradients([big, small, mine, nobody], torch.tensor([rank + 0.5]))
+    torch.save({"big": big.grad, "in_place": big.grad.data_ptr() == at, "small": small.grad, "mine": mine.grad,
+                "nobody": nobody.grad, "values": values}, f"{out}.{rank}")
+    dist.destroy_process_group()
+
+
+def test_summed_gradients_are_the_sum_over_ranks_and_one_nobody_touched_stays_none(tmp_path):
+    mp.spawn(_sum_on_rank, args=(str(tmp_path / "store"), str(tmp_path / "out")), nprocs=2)
+    for rank in (0, 1):
+        got = torch.load(tmp_path / f"out.{rank}")
+        assert torch.equal(got["big"], torch.arange(BUCKET_NUMEL + 3.0) * 3) and got["in_place"]
+        assert torch.equal(got["small"], torch.full((5,), 3.0))
+        assert torch.equal(got["mine"], torch.ones(4))  # rank 1 had none: it gets rank 0's
+        assert got["nobody"] is None  # as on one process: Adam skips it
+        assert torch.equal(got["values"], torch.tensor([2.0]))
+
+
+def test_a_rank_whose_share_of_the_kg_batch_is_empty_still_steps(example_graph):
+    """Two ranks and a KG batch of one triple: rank 0's share is empty (rank 1 scores the triple), and its
+    step goes on."""
+    cfg = make_config(None, {"graph": "unused", **SMALL, "loss.kg_batch_size": 1})
+    graph = RelationalGraph.from_hetero(example_graph.data)
+    model = TransferModel(graph.sizes, graph.num_relations, cfg.model)
+    data = trainer._batches(example_graph, graph, (SOURCE, TARGET), cfg)
+    assert data.kg.shape[1] > 0
+    opt = trainer.adam(trainer._trainable(model, "pretrain", cfg), cfg.pretrain.lr)
+
+    class Rank0Alone(World):  # rank 0 of 2 with its peer's gradients left out: no process group needed
+        def sum_gradients(self, params, values):
+            return values
+
+    losses = trainer._train_epoch("pretrain", 1, model, graph, data, cfg, cfg.pretrain, opt,
+                                  torch.Generator().manual_seed(0), False, Rank0Alone(0, 2))
+    assert losses["loss_kg"] == 0.0 and losses["loss"] > 0

@@ -63,7 +63,7 @@ from kgrec.models.paths import PathScorer
 from kgrec.train.config import LossConfig, StageConfig
 from kgrec.train.losses import RANKING_LOSSES, l2_penalty
 from kgrec.graph.negatives import NegativeSampler
-from kgrec.train.trainer import resolve_device
+from kgrec.train.trainer import adam, resolve_device
 
 BASELINES = ("mostpop", "bprmf", "lightgcn", "lightgcn_merged", "cmf", "emcdr", "paths", "paths_merged", "ease",
              "rp3beta", "rp3beta_merged")
@@ -90,7 +90,7 @@ def _fit_mf(model: MF, artifact: GraphArtifact, domains: tuple[str, ...], stage:
     samplers = {d: NegativeSampler(p[0], p[1], artifact.training_items(d), n_users, loss.sampler) for d, p in pairs.items()}
     lead = domains[-1]  # an epoch is one pass over the target's (or the only domain's) pairs
     stage = stage.for_interactions(pairs[lead].shape[1])  # at most max_steps propagations per epoch
-    opt = torch.optim.Adam(model.parameters(), lr=stage.lr, weight_decay=stage.weight_decay)
+    opt = adam(list(model.parameters()), stage.lr, stage.weight_decay)
     best, best_state, bad, rows = -math.inf, None, 0, []
     n = pairs[lead].shape[1]
     for epoch in range(1, stage.epochs + 1):
@@ -219,7 +219,7 @@ def _fit_emcdr(artifact: GraphArtifact, stage: StageConfig, loss: LossConfig, di
     with torch.no_grad():
         us, ut = source.users.weight.detach(), target.users.weight.detach()
     mapping = Mapping(dim).to(device)
-    opt = torch.optim.Adam(mapping.parameters(), lr=1e-3)
+    opt = adam(list(mapping.parameters()), 1e-3)
     perm_gen = torch.Generator().manual_seed(int(torch.randint(1 << 30, (1,), generator=gen)))
     for _ in range(100):  # epochs over the overlapping users, mini-batches of 256
         perm = both[torch.randperm(len(both), generator=perm_gen).to(device)]

@@ -33,6 +33,10 @@ from torch import Tensor
 from kgrec.errors import KgrecError
 from kgrec.eval.ranking import RankingTask, rank_each
 
+#: gradients of at least this many elements are all-reduced in place, one collective each; smaller
+#: ones share one buffer (a collective's fixed cost outweighs their copy)
+BUCKET_NUMEL = 1 << 16
+
 #: how long a collective waits for a rank that died or hangs before the job fails
 TIMEOUT = timedelta(minutes=5)
 
@@ -58,22 +62,36 @@ class World:
 
     def sum_gradients(self, params: list[torch.nn.Parameter], values: Tensor) -> Tensor:
         """Sum ``params``' gradients over the ranks (in place; a missing one counts as zero), and the
-        ``values`` ``[V]`` riding along (the step's weighted loss parts); returns the summed ``values``."""
+        ``values`` ``[V]`` riding along (the step's weighted loss parts); returns the summed ``values``.
+
+        The large gradients (the embedding tables) are all-reduced where they lie, one collective each,
+        issued together: no flattened copy of the tables is made and copied back, which on a CPU costs
+        as much as the collective (two passes over every table, ``benchmarks/ddp_speed.py``). The small
+        ones ride in one buffer with the values and the flags of which parameters have a gradient
+        anywhere: one no rank touched stays ``None``, as on one process (Adam skips it; a zero gradient
+        would still decay it and count a step)."""
         if self.size == 1:
             return values
         device = params[0].device if params else values.device
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-        # which parameters have a gradient anywhere: one no rank touched stays None, as on one process
-        # (Adam skips it; a zero gradient would still decay it and count a step)
         touched = torch.tensor([float(p.grad is not None) for p in params], device=device)
-        flat = torch.cat([g.reshape(-1) for g in grads] + [touched, values.detach().float().to(device).reshape(-1)])
-        dist.all_reduce(flat)
-        at = sum(g.numel() for g in grads)
-        touched = flat[at:at + len(params)] > 0
+        small = [i for i, p in enumerate(params) if p.numel() < BUCKET_NUMEL]
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = torch.cat([grads[i].reshape(-1) for i in small] + [touched, values.detach().float().to(device).reshape(-1)])
+        large = [i for i in range(len(params)) if i not in set(small)]
+        for i in large:  # contiguous, so the collective writes into the gradient itself
+            if not grads[i].is_contiguous():
+                grads[i] = grads[i].contiguous()
+        works = [dist.all_reduce(grads[i], async_op=True) for i in large] + [dist.all_reduce(flat, async_op=True)]
+        for w in works:
+            w.wait()
+        at = sum(grads[i].numel() for i in small)
+        touched = (flat[at:at + len(params)] > 0).tolist()
         at = 0
-        for p, g, t in zip(params, grads, touched.tolist()):
-            p.grad = flat[at:at + g.numel()].view_as(p).clone() if t else None
-            at += g.numel()
+        for i in small:
+            grads[i] = flat[at:at + grads[i].numel()].view_as(params[i]).clone()
+            at += grads[i].numel()
+        for p, g, t in zip(params, grads, touched):
+            p.grad = g if t else None
         return flat[at + len(params):].cpu()
 
     def rank_each(self, score_fn: Callable[[Tensor], list[Tensor]], task: RankingTask, k: int,
