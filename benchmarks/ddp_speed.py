@@ -53,12 +53,14 @@ def _setup(graph: str, sets: list[str], steps: int):
 
     from kgrec.cli import parse_overrides
     from kgrec.graph.artifact import TARGET, load_graph
+    from kgrec.memory import keep_freed_memory
     from kgrec.models import RelationalGraph, TransferModel
     from kgrec.models.encoder import resolve_cold_item_id
     from kgrec.train import trainer
     from kgrec.train.config import make_config
 
     torch.set_num_threads(1)
+    keep_freed_memory()  # as the CLI's training does
     cfg = make_config(None, {"graph": graph, **parse_overrides(sets)})
     artifact = load_graph(graph)
     cfg = dataclasses.replace(cfg, model=resolve_cold_item_id(cfg.model, len(artifact.cold_items()) > 0))

@@ -153,8 +153,8 @@ def _batches(artifact: GraphArtifact, graph: RelationalGraph, domains: tuple[str
 
 def adam(params: list[torch.nn.Parameter], lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
     """Adam over ``params``, the fused kernel where this torch has it for their device (CPU from torch
-    2.4, CUDA): one pass over each table instead of a dozen, 3x faster on CPU on cloth -> sport's
-    23 MB of tables (``benchmarks/ddp_speed.py``); the same update up to float rounding."""
+    2.4, CUDA): one pass over each table instead of a dozen (a step over cloth -> sport's tables on one
+    CPU thread: 19.1 -> 5.0 ms, ``benchmarks/hot_paths.py``); the same update up to float rounding."""
     try:
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):  # older torch, or a device/dtype without the fused kernel
