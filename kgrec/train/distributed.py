@@ -16,8 +16,9 @@ process, and early stopping and the path-weight choice agree everywhere.
 
 Why not ``DistributedDataParallel``: a training step calls the encoder, both heads and the KG
 relation table separately, not one ``forward``; and DDP averages gradients (divides by the
-world size), which equals the global-batch gradient only for equal shares. One explicit
-``all_reduce`` of the flattened gradients is what DDP does underneath, without either catch.
+world size), which equals the global-batch gradient only for equal shares. Summing the gradients
+with ``all_reduce`` (the tables in place, the small ones in one bucket) is what DDP does underneath,
+without either catch.
 """
 from __future__ import annotations
 
