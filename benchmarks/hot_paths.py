@@ -10,6 +10,9 @@ checking that both give the same result:
   reversed index against a cumulative count over the matrix;
 - the six blends of the path-weight choice: each part standardised once per batch
   (``kgrec.models.paths.blends``) against once per weight;
+- gathering a batch's rows of ``[N, 64]`` embeddings (2,048 pairs x 34 rows), forward and backward:
+  ``kgrec.models.graph.gather_rows`` against advanced indexing (``same``: equal rows, gradients
+  within 1e-6: the rows are added back in another order);
 - one Adam step over the graph's ``[n_t, 64]`` embedding tables, fused (``kgrec.train.trainer.adam``)
   against ``torch.optim.Adam``'s default; the same update up to float rounding (``same`` then says
   whether the tables agree within 1e-6 after the same steps).
@@ -34,7 +37,7 @@ from kgrec import build_graph, load_spec
 from kgrec.eval import top_k
 from kgrec.graph.artifact import TARGET
 from kgrec.models import RelationalGraph
-from kgrec.models.graph import sparse_op, spmm
+from kgrec.models.graph import gather_rows, sparse_op, spmm
 from kgrec.models.paths import PATH_WEIGHTS, blends, standardise
 from kgrec.train.trainer import adam
 
@@ -91,6 +94,15 @@ def _adam_steps(optimiser, tables: list[torch.nn.Parameter], grads: list[torch.T
     return step
 
 
+def _gather_fwd_bwd(gather, table: torch.Tensor, index: torch.Tensor, grad: torch.Tensor):
+    """A function gathering ``index``'s rows of ``table`` by ``gather`` and back-propagating ``grad``:
+    returns the rows and the table's gradient."""
+    def run() -> list[torch.Tensor]:
+        rows = gather(table, index)
+        return [rows.detach(), torch.autograd.grad(rows, table, grad)[0]]
+    return run
+
+
 def _top_k_full_pass(scores: torch.Tensor, k: int) -> torch.Tensor:
     """top_k with the tie check as a pass over every score (the straightforward version)."""
     vals, idx = scores.topk(k, dim=1)
@@ -133,11 +145,16 @@ def main() -> None:
     fused_tables = [torch.nn.Parameter(t.detach().clone()) for t in plain_tables]
     plain_adam = _adam_steps(torch.optim.Adam(plain_tables, lr=0.005), plain_tables, grads)
     fused_adam = _adam_steps(adam(fused_tables, 0.005), fused_tables, grads)
+    table = torch.randn(g.num_nodes, 64, generator=gen, requires_grad=True)
+    index = torch.randint(g.num_nodes, (2048 * 34,), generator=gen)
+    grad = torch.randn(len(index), 64, generator=gen)
+    plain_gather = _gather_fwd_bwd(lambda t, i: t[i], table, index, grad)
     cases = [
         ("adjacency x [N, 64]", lambda: adj @ x64, lambda: spmm(adj, x64)),
         (f"top-20 of [{batch}, {len(items)}]", lambda: _top_k_full_pass(scores, 20), lambda: top_k(scores, 20)),
         (f"top-20, most tied, [{batch}, {len(items)}]", lambda: _top_k_full_pass(tied, 20), lambda: top_k(tied, 20)),
         (f"6 blends of [{batch}, {len(items)}]", lambda: _blends_per_weight(e, p), lambda: blends(e, p, PATH_WEIGHTS)),
+        (f"gather {len(index)} rows, fwd + bwd", plain_gather, _gather_fwd_bwd(gather_rows, table, index, grad)),
         (f"Adam step, tables [{g.num_nodes}, 64]", plain_adam, fused_adam),
     ]
     print(f"graph {args.graph}: {g.num_nodes:,} nodes, {g.edge_index.shape[1]:,} edges, {args.threads} thread(s), "
@@ -146,7 +163,7 @@ def main() -> None:
     for name, plain_fn, ours_fn in cases:
         plain, ours = _seconds(plain_fn, args.repeats), _seconds(ours_fn, args.repeats)
         a, b = plain_fn(), ours_fn()
-        if plain_fn is plain_adam:  # fused arithmetic: equal up to rounding
+        if plain_fn in (plain_adam, plain_gather):  # another order of the same sums: equal up to rounding
             same = all(torch.allclose(u, v, rtol=0, atol=1e-6) for u, v in zip(a, b))
         else:
             same = all(torch.equal(u, v) for u, v in zip(a, b)) if isinstance(a, list) else torch.equal(a, b)

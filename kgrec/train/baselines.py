@@ -57,7 +57,7 @@ from kgrec.graph.artifact import SOURCE, TARGET, GraphArtifact
 from kgrec.graph.views import target_only
 from kgrec.models.baselines import MF, LightGCN, Mapping, most_popular
 from kgrec.models.content import content_knn, content_settings, item_content
-from kgrec.models.graph import RelationalGraph
+from kgrec.models.graph import RelationalGraph, gather_rows
 from kgrec.models.itemknn import EASE, EASE_LAMBDAS, RP3BETA_ALPHAS, RP3BETA_BETAS, RP3beta
 from kgrec.models.paths import PathScorer
 from kgrec.train.config import LossConfig, StageConfig
@@ -109,9 +109,9 @@ def _fit_mf(model: MF, artifact: GraphArtifact, domains: tuple[str, ...], stage:
                 u, pos = p[0, j], p[1, j]
                 neg = samplers[d].sample(u, loss.negatives, gen)
                 u, pos, neg = u.to(device), pos.to(device), neg.to(device)
-                eu = users_emb[u]
-                s_pos = (eu * items_emb[pos]).sum(-1)
-                s_neg = (eu.unsqueeze(1) * items_emb[neg]).sum(-1)
+                eu = gather_rows(users_emb, u)
+                s_pos = (eu * gather_rows(items_emb, pos)).sum(-1)
+                s_neg = (eu.unsqueeze(1) * gather_rows(items_emb, neg)).sum(-1)
                 weight = 1.0 if len(domains) == 1 else (loss.target_weight if d == TARGET else loss.source_weight)
                 batch_loss = batch_loss + weight * RANKING_LOSSES[loss.loss](s_pos, s_neg)
                 reg = reg + l2_penalty(u0, u, len(idx)) \
@@ -276,7 +276,7 @@ def _fit_ease(artifact: GraphArtifact, task: RankingTask, k: int, device: torch.
     model = EASE(torch.stack([train[0], local[train[1]]]), n_users, len(items))
     ties = _popularity_ties(artifact)
     log(f"ease: {'dual' if model.dual else 'primal'} form, eigendecomposition in {time.perf_counter() - t0:.1f}s")
-    rows, best, best_value = [], None, -math.inf
+    rows, best = [], None
     for lam in EASE_LAMBDAS:
         t1 = time.perf_counter()
         scorer = model.solve(lam)

@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kgrec.models.graph import gather_rows
+
 
 def bpr_loss(pos: Tensor, neg: Tensor) -> Tensor:
     r"""Bayesian personalised ranking: :math:`-\mathrm{mean}\,\log\sigma(s^+ - s^-)`.
@@ -59,7 +61,7 @@ def l2_penalty(table: Tensor, rows: Tensor, batch_size: int) -> Tensor:
     number of training pairs). A row that ``rows`` repeats counts as often as it occurs, but is
     read once: the batch's negatives, users and items repeat a lot."""
     distinct, counts = torch.unique(rows, return_counts=True)
-    return (table[distinct].square().sum(1) * counts).sum() / (2 * max(batch_size, 1))
+    return (gather_rows(table, distinct).square().sum(1) * counts).sum() / (2 * max(batch_size, 1))
 
 
 def mmd(x: Tensor, y: Tensor, bandwidths: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)) -> Tensor:

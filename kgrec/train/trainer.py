@@ -57,6 +57,7 @@ from kgrec.eval.items import item_group_tasks, kind_tasks, positions
 from kgrec.graph.artifact import INTERACTS, SOURCE, TARGET, GraphArtifact, load_graph, reverse_relation
 from kgrec.graph.views import target_only
 from kgrec.models import RelationalGraph, TransferModel
+from kgrec.models.graph import gather_rows
 from kgrec.progress import progress_bar
 from kgrec.models.features import load_vectors, text_features
 from kgrec.models.content import NewItemTerms, content_knn, content_settings, item_content
@@ -193,7 +194,7 @@ def _interaction_loss(model: TransferModel, h: Tensor, domain: str, users: Tenso
     b, k = neg.shape
     rows = torch.cat([users + graph.offsets["user"], pos + graph.offsets["item"],
                       neg.reshape(-1) + graph.offsets["item"]]).to(h.device)
-    e = h[rows]  # one gather, so one scatter in the backward pass
+    e = gather_rows(h, rows)  # one gather, so one scatter in the backward pass
     hu, hp, hn = e[:b], e[b:2 * b], e[2 * b:].view(b, k, -1)
     head = model.heads[domain]
     s_pos = head.score(hu, hp)
@@ -285,7 +286,7 @@ def _train_epoch(stage: str, epoch: int, model: TransferModel, graph: Relational
             if lc.align != "none" and lc.align_weight > 0:
                 if world.size > 1 and whole:  # the whole batch's positives, not this rank's share
                     off = graph.offsets["item"]
-                    h_items, src_items = (h[(p + off).to(h.device)] for p in (target[1, idx], src[1, j]))
+                    h_items, src_items = (gather_rows(h, (p + off).to(h.device)) for p in (target[1, idx], src[1, j]))
                 parts["align"] = ((mmd(src_items, h_items) if lc.align == "mmd"
                                    else adversarial_loss(model.discriminator, src_items, h_items)) if whole
                                   else torch.zeros((), device=h.device))
@@ -298,7 +299,7 @@ def _train_epoch(stage: str, epoch: int, model: TransferModel, graph: Relational
             tail_neg = data.kg_tail_offset[rel] + (torch.rand(len(t), generator=gen) * data.kg_tail_size[rel]).long()
             mine = world.share(len(t))
             head_n, rel, tail, tail_neg = head_n[mine], rel[mine], tail[mine], tail_neg[mine]
-            e = h[torch.cat([head_n, tail, tail_neg]).to(h.device)].view(3, len(head_n), h.shape[1])
+            e = gather_rows(h, torch.cat([head_n, tail, tail_neg]).to(h.device)).view(3, len(head_n), h.shape[1])
             parts["kg"] = (len(head_n) / len(t)) * kg_loss(e[0], model.kg_relations(rel.to(h.device)), e[1], e[2],
                                                            lc.kg_loss) if len(head_n) else h[:0].sum()
             loss = loss + lc.kg_weight * parts["kg"]
@@ -311,7 +312,8 @@ def _train_epoch(stage: str, epoch: int, model: TransferModel, graph: Relational
             users = nodes[(nodes >= users_rows.start) & (nodes < users_rows.stop)]
             items = nodes[(nodes >= items_rows.start) & (nodes < items_rows.stop)]
             final = h if h.shape[1] == view.shape[1] else enc.hidden[-1]  # combine = "concat": the last layer
-            parts["cl"] = sum(info_nce(final[x], view[x], lc.cl_temperature) for x in (users, items))
+            parts["cl"] = sum(info_nce(gather_rows(final, x), gather_rows(view, x), lc.cl_temperature)
+                              for x in (users, items))
             loss = loss + lc.cl_weight * parts["cl"]
         if lc.l2 > 0 and h0 is not None:
             # per target pair, whatever else the batch holds
@@ -341,11 +343,11 @@ def score_function(model: TransferModel, h: Tensor, graph: RelationalGraph, task
     scores the whole catalogue's ranking gives them."""
     scored = task.items if over is None else over
     cols = None if over is None else positions(task.items, over).to(h.device)
-    items = h[scored.to(h.device) + graph.offsets["item"]]
+    items = gather_rows(h, scored.to(h.device) + graph.offsets["item"])
     head = model.heads["target"]
 
     def score(users: Tensor) -> Tensor:
-        e = head.score_all(h[users.to(h.device) + graph.offsets["user"]], items)
+        e = head.score_all(gather_rows(h, users.to(h.device) + graph.offsets["user"]), items)
         if paths is not None and path_weight != 0:
             e = blend(e, paths.scores(users, scored), path_weight)
         if terms is not None and terms.active:
