@@ -167,7 +167,7 @@ def test_rgcn_encoder_runs_end_to_end(example_graph):
 
 
 @pytest.mark.parametrize("name", ["dot", "distmult", "bilinear", "mlp"])
-def test_every_head_scores_a_pair_as_it_scores_it_in_full_ranking(name):
+def test_every_head_scores_a_pair_as_it_scores_it_in_full_ranking_and_among_a_users_negatives(name):
     from kgrec.models import make_head
 
     torch.manual_seed(0)
@@ -177,8 +177,21 @@ def test_every_head_scores_a_pair_as_it_scores_it_in_full_ranking(name):
     u, items = torch.randn(3, 4), torch.randn(5, 4)
     full = head.score_all(u, items)
     pairs = head.score(u.repeat_interleave(5, 0), items.repeat(3, 1)).view(3, 5)
-    assert full.shape == (3, 5)
-    assert torch.allclose(full, pairs, atol=1e-5)
+    each = head.score_each(u, items.expand(3, 5, 4))  # each user against its own five (here the same)
+    assert full.shape == each.shape == (3, 5)
+    assert torch.allclose(full, pairs, atol=1e-5) and torch.allclose(each, pairs, atol=1e-5)
+
+
+def test_rows_are_gathered_with_the_gradient_of_advanced_indexing():
+    from kgrec.models.graph import gather_rows
+
+    gen = torch.Generator().manual_seed(0)
+    table = torch.randn(6, 3, generator=gen, requires_grad=True)
+    index = torch.tensor([[5, 0, 5], [2, 2, 2]])  # any shape, repeats
+    rows = gather_rows(table, index)
+    assert rows.shape == (2, 3, 3) and torch.equal(rows, table[index])
+    grad = torch.randn(2, 3, 3, generator=gen)
+    assert torch.allclose(torch.autograd.grad(rows, table, grad)[0], torch.autograd.grad(table[index], table, grad)[0])
 
 
 @pytest.mark.parametrize("rows,cols,width", [(7, 5, 3), (7, 5, 1), (0, 5, 3), (7, 5, 0)])

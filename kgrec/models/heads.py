@@ -1,13 +1,21 @@
 """Link-prediction heads: score (user, item) pairs of the target relation from
 encoder embeddings.
 
-Every head scores aligned pairs (``score``, ``[B]``) and a batch of users
-against a set of items (``score_all``, ``[B, M]``) for full ranking.
+Every head scores aligned pairs (``score``, ``[B]``), each user against its own
+``K`` items (``score_each``, ``[B, K]``: a positive's sampled negatives) and a batch
+of users against a set of items (``score_all``, ``[B, M]``) for full ranking.
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+
+
+def dot_each(u: Tensor, items: Tensor) -> Tensor:
+    """``[B, K]``: each row of ``u`` ``[B, d]`` dotted with its ``K`` rows of ``items`` ``[B, K, d]``, by one
+    batched product: no ``[B, K, d]`` product is made, and forward and backward take half the time
+    of multiplying and summing (2,048 x 32 x 64, one CPU thread: 5.3 against 11.8 ms)."""
+    return torch.bmm(items, u.unsqueeze(-1)).squeeze(-1)
 
 
 class DotHead(nn.Module):
@@ -18,6 +26,10 @@ class DotHead(nn.Module):
 
     def score(self, u: Tensor, i: Tensor) -> Tensor:
         return (u * i).sum(-1)
+
+    def score_each(self, u: Tensor, items: Tensor) -> Tensor:
+        """``u`` ``[B, d]`` against ``items`` ``[B, K, d]`` -> ``[B, K]``."""
+        return dot_each(u, items)
 
     def score_all(self, u: Tensor, items: Tensor) -> Tensor:
         return u @ items.T
@@ -33,6 +45,9 @@ class DistMultHead(nn.Module):
     def score(self, u: Tensor, i: Tensor) -> Tensor:
         return (u * self.weight * i).sum(-1)
 
+    def score_each(self, u: Tensor, items: Tensor) -> Tensor:
+        return dot_each(u * self.weight, items)
+
     def score_all(self, u: Tensor, items: Tensor) -> Tensor:
         return (u * self.weight) @ items.T
 
@@ -46,6 +61,9 @@ class BilinearHead(nn.Module):
 
     def score(self, u: Tensor, i: Tensor) -> Tensor:
         return ((u @ self.weight) * i).sum(-1)
+
+    def score_each(self, u: Tensor, items: Tensor) -> Tensor:
+        return dot_each(u @ self.weight, items)
 
     def score_all(self, u: Tensor, items: Tensor) -> Tensor:
         return (u @ self.weight) @ items.T
@@ -65,6 +83,9 @@ class MLPHead(nn.Module):
 
     def score(self, u: Tensor, i: Tensor) -> Tensor:
         return (u * i).sum(-1) + self.mlp(torch.cat([u, i, u * i], -1)).squeeze(-1)
+
+    def score_each(self, u: Tensor, items: Tensor) -> Tensor:
+        return self.score(u.unsqueeze(1).expand_as(items), items)
 
     def score_all(self, u: Tensor, items: Tensor) -> Tensor:
         uu = u.unsqueeze(1).expand(-1, items.shape[0], -1)

@@ -58,6 +58,7 @@ from kgrec.graph.views import target_only
 from kgrec.models.baselines import MF, LightGCN, Mapping, most_popular
 from kgrec.models.content import content_knn, content_settings, item_content
 from kgrec.models.graph import RelationalGraph, gather_rows
+from kgrec.models.heads import dot_each
 from kgrec.models.itemknn import EASE, EASE_LAMBDAS, RP3BETA_ALPHAS, RP3BETA_BETAS, RP3beta
 from kgrec.models.paths import PathScorer
 from kgrec.train.config import LossConfig, StageConfig
@@ -111,7 +112,7 @@ def _fit_mf(model: MF, artifact: GraphArtifact, domains: tuple[str, ...], stage:
                 u, pos, neg = u.to(device), pos.to(device), neg.to(device)
                 eu = gather_rows(users_emb, u)
                 s_pos = (eu * gather_rows(items_emb, pos)).sum(-1)
-                s_neg = (eu.unsqueeze(1) * gather_rows(items_emb, neg)).sum(-1)
+                s_neg = dot_each(eu, gather_rows(items_emb, neg))
                 weight = 1.0 if len(domains) == 1 else (loss.target_weight if d == TARGET else loss.source_weight)
                 batch_loss = batch_loss + weight * RANKING_LOSSES[loss.loss](s_pos, s_neg)
                 reg = reg + l2_penalty(u0, u, len(idx)) \

@@ -198,7 +198,7 @@ def _interaction_loss(model: TransferModel, h: Tensor, domain: str, users: Tenso
     hu, hp, hn = e[:b], e[b:2 * b], e[2 * b:].view(b, k, -1)
     head = model.heads[domain]
     s_pos = head.score(hu, hp)
-    s_neg = head.score(hu.unsqueeze(1).expand_as(hn), hn)
+    s_neg = head.score_each(hu, hn)
     return RANKING_LOSSES[config.loss.loss](s_pos, s_neg), rows, e[b:2 * b]
 
 
