@@ -66,8 +66,8 @@ class World:
         ``values`` ``[V]`` riding along (the step's weighted loss parts); returns the summed ``values``.
 
         The large gradients (the embedding tables) are all-reduced where they lie, one collective each,
-        issued together: no flattened copy of the tables is made and copied back, which on a CPU costs
-        as much as the collective (two passes over every table, ``benchmarks/ddp_speed.py``). The small
+        issued together: no flattened copy of the tables is made and copied back (two passes over every
+        table a step, on a CPU about as long as the collective itself). The small
         ones ride in one buffer with the values and the flags of which parameters have a gradient
         anywhere: one no rank touched stays ``None``, as on one process (Adam skips it; a zero gradient
         would still decay it and count a step)."""
@@ -76,12 +76,11 @@ class World:
         device = params[0].device if params else values.device
         touched = torch.tensor([float(p.grad is not None) for p in params], device=device)
         small = [i for i, p in enumerate(params) if p.numel() < BUCKET_NUMEL]
+        large = [i for i, p in enumerate(params) if p.numel() >= BUCKET_NUMEL]
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
         flat = torch.cat([grads[i].reshape(-1) for i in small] + [touched, values.detach().float().to(device).reshape(-1)])
-        large = [i for i in range(len(params)) if i not in set(small)]
         for i in large:  # contiguous, so the collective writes into the gradient itself
-            if not grads[i].is_contiguous():
-                grads[i] = grads[i].contiguous()
+            grads[i] = grads[i].contiguous()
         works = [dist.all_reduce(grads[i], async_op=True) for i in large] + [dist.all_reduce(flat, async_op=True)]
         for w in works:
             w.wait()
