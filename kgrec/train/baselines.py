@@ -271,10 +271,8 @@ def _fit_ease(artifact: GraphArtifact, task: RankingTask, k: int, device: torch.
     """EASE on the target's training pairs, ``lambda`` chosen on ``task``."""
     n_users, n_items = int(artifact.data["user"].num_nodes), int(artifact.data["item"].num_nodes)
     items = artifact.items_of(TARGET)  # the order of task.items: local index = position
-    local = torch.full((n_items,), -1, dtype=torch.long)
-    local[items] = torch.arange(len(items))
     train = artifact.split("train", TARGET)
-    model = EASE(torch.stack([train[0], local[train[1]]]), n_users, len(items))
+    model = EASE(torch.stack([train[0], positions(train[1], items)]), n_users, len(items))
     ties = _popularity_ties(artifact)
     log(f"ease: {'dual' if model.dual else 'primal'} form, eigendecomposition in {time.perf_counter() - t0:.1f}s")
     rows, best = [], None
